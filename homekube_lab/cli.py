@@ -1,0 +1,159 @@
+"""``homekube-lab``: a thin shell over the library; every command is a function call.
+
+::
+
+    homekube-lab tools install|list     build/find pinned binaries; list name, version, path
+    homekube-lab up [--fresh]           start the embedded cluster + Git server (idempotent)
+    homekube-lab status [--json]        each component: name, pid, port, healthy, log file
+    homekube-lab env                    shell exports (KUBECONFIG, PATH) for the embedded cluster
+    homekube-lab down [--purge]         stop everything it started; keep data unless --purge
+    homekube-lab lab                    up + JupyterLab on notebooks/
+    homekube-lab run [NN ...]           execute lessons headless with papermill
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+
+from .errors import LabError
+from .settings import get_settings
+
+
+def _progress(msg: str) -> None:
+    print(f"  {msg}", flush=True)
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+             for r in [header, *rows]]
+    return "\n".join(lines)
+
+
+def cmd_tools(args: argparse.Namespace) -> int:
+    from . import toolchain
+
+    settings = get_settings()
+    if args.action == "install":
+        start = time.monotonic()
+        print(f"Installing pinned tools into {settings.tools_dir}", flush=True)
+        rows = toolchain.install(settings, _progress, force=args.force)
+        print(f"All {len(rows)} tools ready in {time.monotonic() - start:.1f}s "
+              f"(links in {toolchain.bin_dir(settings)})")
+        return 0
+    rows = toolchain.status(settings)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in rows], indent=2))
+    else:
+        print(_table([[r.name, r.pinned, r.reported or "-", r.source, r.path or "-",
+                       "ok" if r.ok else f"MISMATCH: {r.problem}"] for r in rows],
+                     ["NAME", "PINNED", "REPORTED", "SOURCE", "PATH", "CHECK"]))
+    bad = [r for r in rows if not r.ok]
+    if bad:
+        print(f"\n{len(bad)} tool(s) not at their pinned version: run `homekube-lab tools install`",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from .embedded import cluster
+
+    info = cluster.up(get_settings(), progress=_progress, fresh=args.fresh)
+    print(cluster.usage_text(info))
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from .embedded import cluster
+
+    report = cluster.down(get_settings(), purge=args.purge, progress=_progress)
+    print(report)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .embedded import cluster
+
+    rows = cluster.status(get_settings())
+    if args.json:
+        print(json.dumps([r.to_dict() for r in rows], indent=2))
+    else:
+        print(_table([[r.name, str(r.pid or "-"), str(r.port or "-"), "yes" if r.healthy else "NO",
+                       r.log] for r in rows], ["COMPONENT", "PID", "PORT", "HEALTHY", "LOG"]))
+    return 0 if rows and all(r.healthy for r in rows) else 1
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    from .embedded import cluster
+
+    print(cluster.env_exports(get_settings()))
+    return 0
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    from . import lab
+
+    return lab.open_lab(get_settings(), progress=_progress, port=args.port, no_browser=args.no_browser)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from . import lab
+
+    results = lab.run_lessons(args.lessons, get_settings(), progress=_progress, output_dir=args.output)
+    failed = [r for r in results if not r.ok]
+    for r in results:
+        print(f"{'ok  ' if r.ok else 'FAIL'} {r.notebook} ({r.seconds:.0f}s) -> {r.output}")
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="homekube-lab", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("tools", help="install or list the pinned Kubernetes/Flux binaries")
+    t.add_argument("action", choices=["install", "list"])
+    t.add_argument("--force", action="store_true", help="rebuild even if cached")
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(func=cmd_tools)
+    u = sub.add_parser("up", help="start the embedded cluster (idempotent)")
+    u.add_argument("--fresh", action="store_true",
+                   help="start from empty cluster data (the Git repo and your commits are kept)")
+    u.set_defaults(func=cmd_up)
+    s = sub.add_parser("status", help="show each component of the embedded cluster")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)
+    e = sub.add_parser("env", help="print shell exports: eval \"$(homekube-lab env)\"")
+    e.set_defaults(func=cmd_env)
+    d = sub.add_parser("down", help="stop everything homekube-lab started")
+    d.add_argument("--purge", action="store_true",
+                   help="also delete cluster data (the Git repo is backed up first)")
+    d.set_defaults(func=cmd_down)
+    lab_p = sub.add_parser("lab", help="start the cluster and open JupyterLab on the lessons")
+    lab_p.add_argument("--port", type=int, default=8888)
+    lab_p.add_argument("--no-browser", action="store_true")
+    lab_p.set_defaults(func=cmd_lab)
+    r = sub.add_parser("run", help="execute lessons headless (papermill), e.g. `run 00 01`")
+    r.add_argument("lessons", nargs="*", help="number prefixes; default: all, in order")
+    r.add_argument("--output", default=None, help="where executed notebooks go")
+    r.set_defaults(func=cmd_run)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except LabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,470 @@
+"""The learner's Git host and the lab's Helm chart repository, on one loopback port.
+
+Flux's source-controller needs a Git server it can clone over HTTP with a username and
+password (``flux bootstrap git --token-auth``), and a Helm repository for HelmReleases.
+Nothing here imitates Git: requests under the repository root go to the real
+``git http-backend`` (CGI), after HTTP basic auth is checked, so a wrong password is a
+real ``401`` for fetch and push alike. ``/charts/`` is a read-only, unauthenticated
+static Helm repository (``index.yaml`` + ``.tgz``) and ``/healthz`` answers ``ok``::
+
+    init_bare(settings.git_dir / "homekube.git")
+    write_credentials(cred_file, "homekube", secrets.token_urlsafe(24))
+    server = make_server(settings.git_dir, charts_dir, 0, cred_file)
+    port = server.server_address[1]; server.serve_forever()
+
+or as a process: ``python -m homekube_lab.embedded.gitserver --git-root DIR --charts DIR
+--port P --credentials FILE`` (one log line per request on stderr; exits 0 on SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import hmac
+import json
+import os
+import posixpath
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import IO
+from urllib.parse import unquote, urlsplit
+
+from .._cmd import run
+from ..errors import LabError
+from ..settings import Settings
+
+#: Every listener of the lab binds loopback only.
+HOST = "127.0.0.1"
+REALM = "homekube"
+CHARTS_PREFIX = "/charts/"
+#: Request bodies are spooled to memory up to this size, then to a temporary file, so a
+#: big push never sits in RAM whole.
+_SPOOL_BYTES = 4 * 1024 * 1024
+#: An unauthenticated POST body up to this size is read and dropped before the 401, so the
+#: client sees the 401 instead of a reset connection; larger ones just close the connection.
+_DRAIN_LIMIT = 1024 * 1024
+_COPY_CHUNK = 64 * 1024
+#: Seconds a single ``git http-backend`` may run (a push or clone of a lab repository takes
+#: well under a second; this only stops a wedged backend from holding a thread forever).
+_BACKEND_TIMEOUT = 300
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The one account the embedded Git server accepts."""
+
+    username: str
+    password: str
+
+    def __repr__(self) -> str:  # never print the password by accident
+        return f"Credentials(username={self.username!r}, password='***')"
+
+
+# --- bare repositories and credentials ------------------------------------------------------
+
+
+def credentials_path(settings: Settings) -> Path:
+    """Where the embedded server's account is kept by default (next to its repositories)."""
+    return settings.git_dir / "server-credentials.json"
+
+
+def init_bare(repo: Path) -> None:
+    """Create the bare repository ``repo`` (branch ``main``, pushes over HTTP allowed).
+
+    Idempotent: an existing repository keeps its history; only the config is (re)set.
+    """
+    repo = Path(repo)
+    if not (repo / "HEAD").is_file():
+        repo.parent.mkdir(parents=True, exist_ok=True)
+        run(["git", "init", "--quiet", "--bare", "-b", "main", str(repo)])
+    # http-backend refuses receive-pack unless this is set (or REMOTE_USER is): be explicit.
+    run(["git", "--git-dir", str(repo), "config", "http.receivepack", "true"])
+
+
+def write_credentials(path: Path, username: str, password: str) -> Credentials:
+    """Store the server's account as JSON in ``path`` (file 0600, directory 0700)."""
+    if not username or ":" in username:
+        raise LabError(f"Git username {username!r} must be non-empty and contain no ':'",
+                       next_step="pick a plain username such as `homekube`")
+    if not password:
+        raise LabError("the Git password must not be empty",
+                       next_step="use `secrets.token_urlsafe(24)` for a password")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump({"username": username, "password": password}, fh)
+        fh.write("\n")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    return Credentials(username, password)
+
+
+def read_credentials(path: Path) -> Credentials:
+    """The account stored by :func:`write_credentials`."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return Credentials(str(data["username"]), str(data["password"]))
+    except FileNotFoundError:
+        raise LabError(f"Git server credentials file {path} does not exist",
+                       next_step="run `homekube-lab up` (it writes the credentials)") from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise LabError(f"Git server credentials file {path} is not valid: {err}",
+                       next_step=f"delete {path} and run `homekube-lab up` again") from None
+
+
+def ensure_credentials(path: Path, username: str = "homekube") -> Credentials:
+    """Read the account in ``path``, or create one with a random password."""
+    path = Path(path)
+    if path.is_file():
+        return read_credentials(path)
+    return write_credentials(path, username, secrets.token_urlsafe(24))
+
+
+# --- the server -----------------------------------------------------------------------------
+
+
+class GitHTTPServer(ThreadingHTTPServer):
+    """A :class:`ThreadingHTTPServer` that knows its Git root, chart dir and account."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], git_root: Path, charts_dir: Path,
+                 credentials: Credentials, *, log: IO[str] | None = sys.stderr) -> None:
+        self.git_root = Path(git_root).resolve()
+        self.charts_dir = Path(charts_dir).resolve()
+        self.credentials = credentials
+        self.log = log
+        self.log_lock = threading.Lock()
+        git = shutil.which("git")
+        if git is None:
+            raise LabError("`git` was not found on PATH; the Git server needs `git http-backend`",
+                           next_step="install git (e.g. `apt-get install git`), then rerun")
+        self.git = git
+        super().__init__(address, _Handler)
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+
+def make_server(git_root: Path, charts_dir: Path, port: int, credentials: Path,
+                *, log: IO[str] | None = sys.stderr) -> GitHTTPServer:
+    """A server bound to ``127.0.0.1:port`` (0 picks a free port); call ``serve_forever()``.
+
+    ``credentials`` is the JSON file written by :func:`write_credentials`; it is read once.
+    ``log`` receives one line per request (``None`` silences it).
+    """
+    return GitHTTPServer((HOST, port), Path(git_root), Path(charts_dir),
+                         read_credentials(Path(credentials)), log=log)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: GitHTTPServer
+    # HTTP/1.1 so `Expect: 100-continue` is answered; every response closes the connection.
+    protocol_version = "HTTP/1.1"
+    server_version = "homekube-git/1"
+    user = "-"
+
+    # -- dispatch --
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        self._dispatch()
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        self.close_connection = True
+        path = urlsplit(self.path).path
+        if path == "/healthz":
+            if self.command in ("GET", "HEAD"):
+                self._simple(HTTPStatus.OK, b"ok\n")
+            else:
+                self._simple(HTTPStatus.METHOD_NOT_ALLOWED, b"method not allowed\n")
+            return
+        if path == CHARTS_PREFIX.rstrip("/") or path.startswith(CHARTS_PREFIX):
+            self._charts(path)
+            return
+        if not self._authorized():
+            self._drain_body()
+            self._unauthorized()
+            return
+        self._git(path)
+
+    def handle_expect_100(self) -> bool:
+        # Refuse before the client uploads a pack it is not allowed to push.
+        path = urlsplit(self.path).path
+        if not path.startswith(CHARTS_PREFIX) and path != "/healthz" and not self._authorized():
+            self.close_connection = True
+            self._unauthorized()
+            return False
+        return super().handle_expect_100()
+
+    # -- auth --
+    def _authorized(self) -> bool:
+        header = self.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "basic" or not token:
+            return False
+        try:
+            raw = base64.b64decode(token.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        user, sep, password = raw.partition(b":")
+        if not sep:
+            return False
+        want = self.server.credentials
+        # Compare both parts, always, in constant time.
+        ok_user = hmac.compare_digest(user, want.username.encode("utf-8"))
+        ok_pass = hmac.compare_digest(password, want.password.encode("utf-8"))
+        if ok_user and ok_pass:
+            self.user = want.username
+            return True
+        return False
+
+    def _unauthorized(self) -> None:
+        body = b"authentication required\n"
+        self.send_response(HTTPStatus.UNAUTHORIZED)
+        self.send_header("WWW-Authenticate", f'Basic realm="{REALM}"')
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _drain_body(self) -> None:
+        length = self.headers.get("Content-Length")
+        if length and length.isdigit() and int(length) <= _DRAIN_LIMIT:
+            self.rfile.read(int(length))
+
+    # -- static responses --
+    def _simple(self, status: HTTPStatus, body: bytes, ctype: str = "text/plain; charset=utf-8",
+                ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _charts(self, path: str) -> None:
+        if self.command not in ("GET", "HEAD"):
+            self._simple(HTTPStatus.METHOD_NOT_ALLOWED, b"the chart repository is read-only\n")
+            return
+        rel = posixpath.normpath(unquote(path[len(CHARTS_PREFIX):]) or ".")
+        if rel in (".", ""):
+            rel = "index.yaml"
+        root = self.server.charts_dir
+        target = (root / rel).resolve()
+        if rel.startswith("..") or not target.is_relative_to(root) or not target.is_file():
+            self._simple(HTTPStatus.NOT_FOUND, b"not found\n")
+            return
+        ctype = {".yaml": "application/x-yaml", ".yml": "application/x-yaml",
+                 ".tgz": "application/gzip", ".prov": "text/plain"}.get(
+                     target.suffix, "application/octet-stream")
+        self._simple(HTTPStatus.OK, target.read_bytes(), ctype)
+
+    # -- git http-backend (CGI) --
+    def _git(self, path: str) -> None:
+        query = urlsplit(self.path).query
+        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as body:
+            length = self._read_body(body)
+            body.seek(0)
+            env = self._cgi_env(unquote(path), query, length)
+            # Not _cmd.run: the CGI exchange is binary and streamed both ways.
+            proc = subprocess.Popen(
+                [self.server.git, "http-backend"], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            )
+            assert proc.stdin and proc.stdout and proc.stderr
+            errors: list[bytes] = []
+            err_reader = threading.Thread(target=lambda: errors.append(proc.stderr.read()),
+                                          daemon=True)
+            err_reader.start()
+            feeder = threading.Thread(target=_feed, args=(body, proc.stdin), daemon=True)
+            feeder.start()
+            try:
+                self._relay(proc.stdout)
+            finally:
+                proc.stdout.close()
+                try:
+                    proc.wait(timeout=_BACKEND_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                feeder.join(timeout=5)
+                err_reader.join(timeout=5)
+        stderr = b"".join(errors).decode("utf-8", "replace").strip()
+        if stderr:
+            self._log_line(f"git http-backend: {stderr}")
+
+    def _read_body(self, sink: IO[bytes]) -> int:
+        """Copy the request body to ``sink`` (de-chunking it); return its length."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            total = 0
+            while True:
+                size_line = self.rfile.readline(1024)
+                if not size_line:
+                    raise ConnectionError("client closed the connection inside a chunked body")
+                size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return total
+                total += _copy(self.rfile, sink, size)
+                self.rfile.readline(8)  # CRLF after each chunk
+        length = int(self.headers.get("Content-Length") or 0)
+        return _copy(self.rfile, sink, length) if length > 0 else 0
+
+    def _cgi_env(self, path_info: str, query: str, length: int) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "HTTP_"))}
+        env.update({
+            "GIT_PROJECT_ROOT": str(self.server.git_root),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "GATEWAY_INTERFACE": "CGI/1.1",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "SERVER_SOFTWARE": self.server_version,
+            "REQUEST_METHOD": self.command,
+            "PATH_INFO": path_info,
+            "QUERY_STRING": query,
+            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+            "CONTENT_LENGTH": str(length),
+            "REMOTE_USER": self.user,
+            "REMOTE_ADDR": self.client_address[0],
+        })
+        # http-backend inflates gzip bodies itself and passes Git-Protocol (v2) on.
+        for header, var in (("Content-Encoding", "HTTP_CONTENT_ENCODING"),
+                            ("Git-Protocol", "HTTP_GIT_PROTOCOL")):
+            if self.headers.get(header):
+                env[var] = self.headers[header]
+        return env
+
+    def _relay(self, out: IO[bytes]) -> None:
+        """Turn the CGI response (headers, blank line, body) into an HTTP response."""
+        status, reason = HTTPStatus.OK.value, "OK"
+        headers: list[tuple[str, str]] = []
+        while True:
+            line = out.readline(8192)
+            if not line or line in (b"\r\n", b"\n"):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            value = value.strip()
+            if name.lower() == "status":
+                code, _, reason = value.partition(" ")
+                status = int(code)
+            else:
+                headers.append((name.strip(), value))
+        self.send_response(status, reason or None)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        shutil.copyfileobj(out, self.wfile, _COPY_CHUNK)
+        self.wfile.flush()
+
+    # -- logging --
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        code = getattr(code, "value", code)
+        self._log_line(f'{self.client_address[0]} {self.user} "{self.requestline}" {code}')
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib name)
+        self._log_line(f"{self.client_address[0]} {format % args}")
+
+    def _log_line(self, text: str) -> None:
+        log = self.server.log
+        if log is None:
+            return
+        with self.server.log_lock:
+            log.write(f"[{self.log_date_time_string()}] {text}\n")
+            log.flush()
+
+
+def _copy(src: IO[bytes], dst: IO[bytes], n: int) -> int:
+    left = n
+    while left > 0:
+        chunk = src.read(min(left, _COPY_CHUNK))
+        if not chunk:
+            raise ConnectionError(f"request body ended {left} bytes early")
+        dst.write(chunk)
+        left -= len(chunk)
+    return n
+
+
+def _feed(src: IO[bytes], dst: IO[bytes]) -> None:
+    try:
+        shutil.copyfileobj(src, dst, _COPY_CHUNK)
+    except BrokenPipeError:
+        pass  # the backend stopped reading (it answered with an error); its output says why
+    finally:
+        try:
+            dst.close()
+        except BrokenPipeError:
+            pass
+
+
+# --- process entry point --------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m homekube_lab.embedded.gitserver",
+        description="Loopback smart-HTTP Git server (basic auth) + read-only Helm chart repo.")
+    parser.add_argument("--git-root", type=Path, required=True, help="directory of bare repos")
+    parser.add_argument("--charts", type=Path, required=True, help="index.yaml + .tgz directory")
+    parser.add_argument("--port", type=int, default=0, help="127.0.0.1 port (0: any free port)")
+    parser.add_argument("--credentials", type=Path, required=True,
+                        help="JSON file from write_credentials()")
+    parser.add_argument("--port-file", type=Path, help="write the bound port here once listening")
+    args = parser.parse_args(argv)
+
+    server = make_server(args.git_root, args.charts, args.port, args.credentials)
+
+    def _stop(signum: int, _frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    if args.port_file:
+        args.port_file.write_text(f"{server.port}\n", encoding="utf-8")
+    print(f"homekube git server on {server.url} (git root {server.git_root}, "
+          f"charts {server.charts_dir})", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever(poll_interval=0.5)
+    except SystemExit:
+        pass
+    finally:
+        server.server_close()
+        print("homekube git server stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

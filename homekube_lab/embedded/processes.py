@@ -1,0 +1,164 @@
+"""Start, find and stop the embedded cluster's local processes.
+
+Each component runs in its own session (process group), with its output in a log file
+and a pid file recording the pid *and* its start time, so a recycled pid after a reboot
+is never mistaken for ours::
+
+    pid = start("etcd", ["etcd", "--data-dir", d], log=logs / "etcd.log", run_dir=run)
+    running("etcd", run)        # pid or None (stale pid files are removed)
+    stop("etcd", run)           # SIGTERM the group, then SIGKILL after a grace period
+
+``leftovers(state_dir)`` finds any process whose command line mentions the state dir:
+``homekube-lab down`` uses it to verify nothing of ours is left running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import psutil
+
+
+def _pidfile(name: str, run_dir: Path) -> Path:
+    return run_dir / f"{name}.pid"
+
+
+def start(
+    name: str,
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    log: Path,
+    run_dir: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> int:
+    """Start ``argv`` detached in a new session; output appended to ``log``. Returns the pid."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    args = [os.fspath(a) for a in argv]
+    with open(log, "ab") as out:
+        out.write(f"\n--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(args)}\n".encode())
+        out.flush()
+        proc = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True, close_fds=True,
+        )
+    created = psutil.Process(proc.pid).create_time()
+    _pidfile(name, run_dir).write_text(json.dumps({
+        "pid": proc.pid, "create_time": created, "argv": args, "log": str(log),
+    }))
+    return proc.pid
+
+
+def record(name: str, run_dir: Path) -> dict[str, object] | None:
+    """The pid file's contents, or None."""
+    try:
+        return json.loads(_pidfile(name, run_dir).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def running(name: str, run_dir: Path) -> int | None:
+    """The pid of ``name`` if it is still the process we started; else None (and forget it)."""
+    rec = record(name, run_dir)
+    if not rec:
+        return None
+    pid = int(rec["pid"])  # type: ignore[arg-type]
+    try:
+        proc = psutil.Process(pid)
+        if abs(proc.create_time() - float(rec["create_time"])) < 1.0 and \
+                proc.status() != psutil.STATUS_ZOMBIE:  # type: ignore[arg-type]
+            return pid
+    except psutil.NoSuchProcess:
+        pass
+    _pidfile(name, run_dir).unlink(missing_ok=True)
+    return None
+
+
+def stop(name: str, run_dir: Path, *, grace: float = 10.0) -> bool:
+    """Stop ``name`` and its whole process group. True if something was stopped."""
+    pid = running(name, run_dir)
+    stopped = False
+    if pid is not None:
+        _signal_group(pid, signal.SIGTERM)
+        if not _wait_gone(pid, grace):
+            _signal_group(pid, signal.SIGKILL)
+            _wait_gone(pid, 5)
+        stopped = True
+    _pidfile(name, run_dir).unlink(missing_ok=True)
+    return stopped
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    try:
+        psutil.Process(pid).wait(timeout)
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.TimeoutExpired:
+        return False
+    return True
+
+
+def leftovers(state_dir: Path) -> list[psutil.Process]:
+    """Processes (other than this one) whose command line mentions ``state_dir``."""
+    needle = str(state_dir)
+    me = os.getpid()
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "environ"]):
+        if proc.pid == me:
+            continue
+        try:
+            cmdline = " ".join(proc.info["cmdline"] or [])
+            env = proc.info.get("environ") or {}
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if needle in cmdline or env.get("HOMEKUBE_OWNER_STATE") == needle:
+            found.append(proc)
+    return found
+
+
+def kill_all(procs: Sequence[psutil.Process], grace: float = 5.0) -> None:
+    for p in procs:
+        try:
+            p.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=grace)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=grace)
+
+
+def rss_bytes(pids: Sequence[int]) -> int:
+    """Total resident memory of ``pids`` and their children."""
+    total = 0
+    seen: set[int] = set()
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            for p in [root, *root.children(recursive=True)]:
+                if p.pid not in seen:
+                    seen.add(p.pid)
+                    total += p.memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
+    return total

@@ -1,0 +1,507 @@
+"""The learner's GitOps repository: the Git side of "Git is the source of truth".
+
+Flux only ever reads Git, so every lesson changes the cluster by committing and pushing
+here. :class:`LearnerRepo` wraps the learner's working clone (``settings.workdir``) whose
+``origin`` is the embedded Git server (or, in existing-cluster mode, their own remote).
+It pushes without ever forcing: other writers (``flux bootstrap``) are rebased onto, and
+``reset_to_template`` first saves the current commit under ``refs/backup/…``::
+
+    repo = LearnerRepo()
+    repo.seed("http://127.0.0.1:8089/homekube.git", "http://127.0.0.1:8089/charts/")
+    repo.write("clusters/apps/local/hello-web.yaml", helmrelease_dict)
+    repo.add_to_kustomization("clusters/apps/local", "hello-web.yaml")
+    repo.commit("Add hello-web"); repo.push()
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import yaml
+
+from ._cmd import Result, run
+from .embedded import gitserver
+from .errors import CommandFailed, GitError, LabError, ManifestInvalid
+from .settings import Settings, get_settings
+
+#: The URL written in the shipped HelmRepository; :func:`render_template` replaces it.
+PLACEHOLDER_CHARTS_URL = "http://127.0.0.1:8089/charts/"
+SEED_MESSAGE = "Seed the HomeKube repository from homekube-lab"
+BRANCH = "main"
+#: Written by ``flux bootstrap``, never by the template, and never removed by a reset.
+BOOTSTRAP_DIR = "clusters/local/flux-system"
+#: Seconds for network git commands (loopback or the learner's host); local ones are instant.
+_NET_TIMEOUT = 120.0
+_KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One commit, as ``repo.log()`` lists it."""
+
+    sha: str
+    short: str
+    subject: str
+    author: str
+    date: str  # ISO 8601, author date
+
+
+@dataclass(frozen=True)
+class ResetResult:
+    """What :meth:`LearnerRepo.reset_to_template` did: where the old work is, and HEAD now."""
+
+    backup_ref: str
+    backup_sha: str
+    head: str
+
+
+# --- the template ---------------------------------------------------------------------------
+
+
+def template_dir() -> Path:
+    """The shipped ``clusters/`` tree (top of a source checkout, or packaged data)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "clusters", here / "data" / "clusters"):
+        if (candidate / "local").is_dir():
+            return candidate
+    raise LabError("the clusters/ template is missing from this homekube-lab installation",
+                   next_step="reinstall homekube-lab (`pip install -e .` in the project)")
+
+
+def render_template(dest: Path, charts_url: str) -> list[str]:
+    """Copy the template ``clusters/`` into ``dest`` (a repo root), pointing at ``charts_url``.
+
+    Existing files with the same names are overwritten; others are left alone. Returns
+    the written paths relative to ``dest``, sorted.
+    """
+    if urlsplit(charts_url).scheme not in ("http", "https"):
+        raise LabError(f"charts URL {charts_url!r} is not an http(s) URL",
+                       next_step="pass the URL the Git server prints, e.g. "
+                       "http://127.0.0.1:PORT/charts/")
+    charts_url = charts_url.rstrip("/") + "/"
+    src = template_dir()
+    dest = Path(dest)
+    written: list[str] = []
+    replaced = 0
+    for path in sorted(p for p in src.rglob("*") if p.is_file()):
+        rel = Path("clusters") / path.relative_to(src)
+        if rel.as_posix().startswith(BOOTSTRAP_DIR + "/"):
+            continue
+        text = path.read_text(encoding="utf-8")
+        replaced += text.count(PLACEHOLDER_CHARTS_URL)
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text.replace(PLACEHOLDER_CHARTS_URL, charts_url), encoding="utf-8")
+        written.append(rel.as_posix())
+    if replaced == 0:
+        raise LabError(f"no file in {src} contains the chart URL placeholder "
+                       f"{PLACEHOLDER_CHARTS_URL}", next_step="restore clusters/infrastructure/"
+                       "local/helmrepository.yaml in homekube-lab")
+    return written
+
+
+def validate_manifest_text(text: str, path: str) -> list[Any]:
+    """Parse ``text`` as YAML documents and check each looks like a manifest; return them.
+
+    A document must be a mapping; if it names an ``apiVersion`` or ``kind`` it needs both,
+    and a Kubernetes object (not a kustomize config) needs ``metadata.name``.
+    """
+    try:
+        docs = list(yaml.safe_load_all(text))
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ManifestInvalid(path, f"not valid YAML{where}: {err.problem or err}") from None
+    except yaml.YAMLError as err:
+        raise ManifestInvalid(path, f"not valid YAML: {err}") from None
+    for i, doc in enumerate(docs, 1):
+        if doc is None:
+            continue
+        label = f"document {i}" if len(docs) > 1 else "the document"
+        if not isinstance(doc, dict):
+            raise ManifestInvalid(path, f"{label} is a {type(doc).__name__}, not a mapping "
+                                  "(a manifest starts with `apiVersion:` and `kind:`)")
+        api, kind = doc.get("apiVersion"), doc.get("kind")
+        if (api is None) != (kind is None):
+            missing = "kind" if kind is None else "apiVersion"
+            raise ManifestInvalid(path, f"{label} has no `{missing}`")
+        if kind is None:
+            continue
+        if not isinstance(api, str) or not isinstance(kind, str):
+            raise ManifestInvalid(path, f"{label}: apiVersion and kind must be strings")
+        if not api.startswith("kustomize.config.k8s.io/"):
+            meta = doc.get("metadata")
+            if not isinstance(meta, dict) or not meta.get("name"):
+                raise ManifestInvalid(path, f"{label} ({kind}) has no `metadata.name`",
+                                      resource=kind)
+    return docs
+
+
+def dump_yaml(obj: Mapping[str, Any] | Sequence[Any]) -> str:
+    """YAML for one object (a mapping) or several documents (a list of mappings)."""
+    if isinstance(obj, Mapping):
+        return yaml.safe_dump(dict(obj), sort_keys=False, default_flow_style=False)
+    return yaml.safe_dump_all([dict(d) if isinstance(d, Mapping) else d for d in obj],
+                              sort_keys=False, default_flow_style=False)
+
+
+# --- the repository -------------------------------------------------------------------------
+
+
+class LearnerRepo:
+    """The learner's working clone at ``settings.workdir`` and its ``origin`` remote."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.path = self.settings.workdir
+
+    # -- plumbing --
+    @property
+    def credential_store(self) -> Path:
+        """Git's credential store for the embedded server (0600); used by the learner's shell too."""
+        return self.settings.git_dir / "git-credentials"
+
+    def _git(self, *args: str, check: bool = True, timeout: float = 60.0, cwd: Path | None = None,
+             pre: Sequence[str] = (), next_step: str = "") -> Result:
+        s = self.settings
+        argv = ["git", *pre, "-c", f"user.name={s.git_user}", "-c", f"user.email={s.git_email}",
+                # The lab's commits are made for the learner: never prompt for a GPG passphrase.
+                "-c", "commit.gpgsign=false", *args]
+        return run(argv, cwd=cwd or self.path, timeout=timeout, check=check,
+                   env={"GIT_TERMINAL_PROMPT": "0", "GIT_EDITOR": "true"}, next_step=next_step)
+
+    def _is_embedded(self, remote_url: str) -> bool:
+        return self.settings.mode == "embedded" and urlsplit(remote_url).hostname in (
+            "127.0.0.1", "localhost")
+
+    def _has_commits(self) -> bool:
+        return self._git("rev-parse", "--verify", "-q", "HEAD", check=False).ok
+
+    def _remote_main(self) -> str | None:
+        r = self._git("rev-parse", "--verify", "-q", f"refs/remotes/origin/{BRANCH}", check=False)
+        return r.stdout.strip() if r.ok else None
+
+    def _store_credentials(self, remote_url: str, creds: gitserver.Credentials) -> None:
+        parts = urlsplit(remote_url)
+        host = parts.hostname or "127.0.0.1"
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        line = (f"{parts.scheme}://{quote(creds.username, safe='')}:"
+                f"{quote(creds.password, safe='')}@{netloc}")
+        store = self.credential_store
+        store.parent.mkdir(parents=True, exist_ok=True)
+        keep = []
+        if store.exists():
+            keep = [ln for ln in store.read_text(encoding="utf-8").splitlines()
+                    if ln.strip() and not ln.endswith("@" + netloc)]
+        fd = os.open(store, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write("\n".join([*keep, line]) + "\n")
+        os.chmod(store, 0o600)
+
+    def _helper_args(self) -> list[str]:
+        # An empty helper first clears any global helpers (keychains) for this repository.
+        return ["-c", "credential.helper=",
+                "-c", f"credential.helper=store --file={shlex.quote(str(self.credential_store))}"]
+
+    def _configure_helper(self) -> None:
+        self._git("config", "--replace-all", "credential.helper", "")
+        self._git("config", "--add", "credential.helper",
+                  f"store --file={shlex.quote(str(self.credential_store))}")
+
+    # -- seeding --
+    def seed(self, remote_url: str, charts_url: str, *,
+             credentials: gitserver.Credentials | None = None) -> str:
+        """Make ``settings.workdir`` a clone of ``remote_url``, seeding an empty remote.
+
+        An empty remote gets the template ``clusters/`` in one commit, pushed to ``main``.
+        A remote that already has commits is only cloned/fetched: never overwritten. With
+        the embedded server the bare repository is created and ``credentials`` (default:
+        the server's credentials file) are stored for Git; any other remote uses whatever
+        credentials Git already has. Returns HEAD.
+        """
+        embedded = self._is_embedded(remote_url)
+        if embedded:
+            bare = self.settings.git_dir / Path(urlsplit(remote_url).path).name
+            gitserver.init_bare(bare)
+            creds = credentials or gitserver.read_credentials(
+                gitserver.credentials_path(self.settings))
+            self._store_credentials(remote_url, creds)
+        if not (self.path / ".git").exists():
+            if self.path.exists() and any(self.path.iterdir()):
+                raise GitError(f"{self.path} exists and is not a Git repository",
+                               next_step=f"move it away (`mv {self.path} {self.path}.old`), "
+                               "then run the seed again")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._git("clone", "--quiet", remote_url, str(self.path), cwd=self.path.parent,
+                      pre=self._helper_args() if embedded else (), timeout=_NET_TIMEOUT,
+                      next_step="check the Git server is running (`homekube-lab status`) "
+                      "and the URL is right")
+        else:
+            r = self._git("remote", "get-url", "origin", check=False)
+            if not r.ok:
+                self._git("remote", "add", "origin", remote_url)
+            elif r.stdout.strip() != remote_url:
+                self._git("remote", "set-url", "origin", remote_url)
+        if embedded:
+            self._configure_helper()
+        self._git("fetch", "--quiet", "--prune", "origin", timeout=_NET_TIMEOUT)
+        remote_main = self._remote_main()
+        if remote_main:
+            if not self._has_commits():
+                self._git("checkout", "--quiet", "-B", BRANCH, "--track", f"origin/{BRANCH}",
+                          next_step=f"remove the stray files in {self.path}, then seed again")
+            return self.head()
+        # The remote is empty: seed it (or finish a seed whose push failed last time).
+        if not self._has_commits():
+            self._git("symbolic-ref", "HEAD", f"refs/heads/{BRANCH}")
+            render_template(self.path, charts_url)
+            self._git("add", "-A")
+            self._git("commit", "--quiet", "-m", SEED_MESSAGE)
+        self._git("push", "--quiet", "-u", "origin", f"HEAD:refs/heads/{BRANCH}",
+                  timeout=_NET_TIMEOUT)
+        self._git("branch", "--quiet", f"--set-upstream-to=origin/{BRANCH}", check=False)
+        return self.head()
+
+    # -- reading --
+    def head(self) -> str:
+        """The full SHA of HEAD."""
+        r = self._git("rev-parse", "--verify", "-q", "HEAD", check=False)
+        if not r.ok:
+            raise GitError(f"{self.path} has no commits yet",
+                           next_step="run `homekube-lab up` (it seeds the repository)")
+        return r.stdout.strip()
+
+    def log(self, n: int = 10) -> list[Commit]:
+        """The last ``n`` commits on HEAD, newest first."""
+        if not self._has_commits():
+            return []
+        out = self._git("log", f"-n{int(n)}", "--format=%H%x1f%h%x1f%s%x1f%an%x1f%aI%x1e").stdout
+        commits = []
+        for record in out.split("\x1e"):
+            fields = record.strip("\n").split("\x1f")
+            if len(fields) == 5:
+                commits.append(Commit(*fields))
+        return commits
+
+    def show(self, sha: str = "HEAD") -> str:
+        """``git show`` of one commit: message, stat and patch."""
+        return self._git("show", "--no-color", "--stat", "--patch", sha, "--").stdout
+
+    def files(self, under: str = "") -> list[str]:
+        """Paths (relative, sorted) of tracked and new files, optionally only under ``under``."""
+        args = ["ls-files", "-z", "--cached", "--others", "--exclude-standard"]
+        if under:
+            args += ["--", under]
+        out = self._git(*args).stdout
+        return sorted({p for p in out.split("\0") if p})
+
+    def backups(self) -> list[str]:
+        """The backup refs ``reset_to_template`` made, oldest first."""
+        out = self._git("for-each-ref", "--format=%(refname)", "--sort=refname",
+                        "refs/backup/").stdout
+        return [ln for ln in out.splitlines() if ln]
+
+    # -- writing --
+    def _resolve(self, relpath: str | os.PathLike[str]) -> Path:
+        root = self.path.resolve()
+        target = (root / relpath).resolve()
+        rel = target.relative_to(root) if target.is_relative_to(root) else None
+        if rel is None or not rel.parts or rel.parts[0] == ".git":
+            raise GitError(f"{relpath} is outside the repository {root}",
+                           next_step="use a path inside it, e.g. "
+                           "`clusters/apps/local/hello-web.yaml`")
+        return target
+
+    def write(self, relpath: str | os.PathLike[str],
+              content: str | Mapping[str, Any] | Sequence[Any]) -> Path:
+        """Write a file in the repository (not committed). Returns its path.
+
+        A mapping is dumped as one YAML document, a list as several. ``.yaml``/``.yml``
+        files are parsed and checked first: nothing is written if they are invalid
+        (:class:`~homekube_lab.errors.ManifestInvalid` names the file and the problem).
+        """
+        target = self._resolve(relpath)
+        text = content if isinstance(content, str) else dump_yaml(content)
+        rel = target.relative_to(self.path.resolve()).as_posix()
+        if target.suffix in (".yaml", ".yml"):
+            validate_manifest_text(text, rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        return target
+
+    def add_to_kustomization(self, directory: str, resource: str) -> Path:
+        """List ``resource`` (a path relative to ``directory``) in its kustomization.yaml.
+
+        The file keeps its comments; an existing entry is left alone. Returns the file.
+        """
+        base = self._resolve(directory)
+        if not (base / resource).exists():
+            raise ManifestInvalid(
+                f"{directory}/{resource}", "does not exist, so Kustomize could not build it",
+                next_step=f"write it first, e.g. `repo.write('{directory}/{resource}', ...)`")
+        kfile = next((base / n for n in _KUSTOMIZATION_NAMES if (base / n).exists()),
+                     base / "kustomization.yaml")
+        rel = kfile.relative_to(self.path.resolve()).as_posix()
+        if not kfile.exists():
+            self.write(rel, {"apiVersion": "kustomize.config.k8s.io/v1beta1",
+                             "kind": "Kustomization", "resources": [resource]})
+            return kfile
+        text = kfile.read_text(encoding="utf-8")
+        doc = (validate_manifest_text(text, rel) or [None])[0] or {}
+        resources = doc.get("resources") or []
+        if not isinstance(resources, list):
+            raise ManifestInvalid(rel, "`resources` is not a list")
+        if resource in resources:
+            return kfile
+        new_text = _append_resource(text, resource)
+        check = (yaml.safe_load(new_text) or {}) if new_text is not None else {}
+        if new_text is None or check.get("resources") != [*resources, resource]:
+            doc["resources"] = [*resources, resource]  # comments are lost on this path
+            new_text = dump_yaml(doc)
+        self.write(rel, new_text)
+        return kfile
+
+    def commit(self, message: str) -> str:
+        """Commit every change in the working tree; returns HEAD (unchanged if nothing to do)."""
+        self._git("add", "-A")
+        if not self._git("status", "--porcelain").stdout.strip():
+            return self.head()
+        self._git("commit", "--quiet", "-m", message)
+        return self.head()
+
+    def revert(self, sha: str) -> str:
+        """Commit the inverse of ``sha`` (not pushed); returns the new HEAD."""
+        r = self._git("revert", "--no-edit", sha, check=False)
+        if not r.ok:
+            self._git("revert", "--abort", check=False)
+            raise GitError(f"reverting {sha[:12]} conflicts with later commits:\n"
+                           f"{_tail(r)}",
+                           next_step=f"run `git -C {self.path} revert {sha}`, fix the files "
+                           "it names, `git add` them and `git revert --continue`")
+        return self.head()
+
+    # -- sharing --
+    def _current_branch(self) -> str:
+        r = self._git("symbolic-ref", "--short", "-q", "HEAD", check=False)
+        branch = r.stdout.strip()
+        if branch != BRANCH:
+            raise GitError(f"{self.path} is on {branch or 'a detached HEAD'}, not {BRANCH}; "
+                           f"Flux reads {BRANCH}",
+                           next_step=f"run `git -C {self.path} checkout {BRANCH}`")
+        return branch
+
+    def pull(self) -> str:
+        """Fetch ``origin`` and rebase local commits onto ``origin/main``; returns HEAD."""
+        self._current_branch()
+        self._git("fetch", "--quiet", "--prune", "origin", timeout=_NET_TIMEOUT)
+        remote = self._remote_main()
+        if remote is None:
+            return self.head()
+        if not self._has_commits():
+            self._git("reset", "--quiet", "--hard", remote)
+            return self.head()
+        if self._git("merge-base", "--is-ancestor", remote, "HEAD", check=False).ok:
+            return self.head()  # already contains everything origin has
+        r = self._git("rebase", "--autostash", remote, check=False)
+        if not r.ok:
+            self._git("rebase", "--abort", check=False)
+            raise GitError(
+                f"your local commits conflict with newer commits on origin/{BRANCH} "
+                f"(nothing was pushed or lost):\n{_tail(r)}",
+                next_step=f"run `cd {self.path} && git pull --rebase`, fix the files it names, "
+                "`git add` them, `git rebase --continue`, then `git push`")
+        return self.head()
+
+    def push(self) -> str:
+        """Rebase onto ``origin/main`` (never force) and push; returns the pushed HEAD."""
+        for _attempt in range(3):  # someone may push between our fetch and our push
+            self.pull()
+            r = self._git("push", "--quiet", "origin", f"HEAD:refs/heads/{BRANCH}",
+                          check=False, timeout=_NET_TIMEOUT)
+            if r.ok:
+                return self.head()
+            if not any(w in r.stderr for w in ("rejected", "fetch first", "non-fast-forward")):
+                raise CommandFailed(r.argv, r.exit_code, r.stdout, r.stderr, cwd=r.cwd,
+                                    next_step="check the Git server (`homekube-lab status`) "
+                                    "and your credentials, then push again")
+        raise GitError(f"origin/{BRANCH} kept moving while pushing",
+                       next_step="run `repo.push()` again")
+
+    def reset_to_template(self, charts_url: str | None = None) -> ResetResult:
+        """Put ``clusters/`` back to the template as a new, pushed commit.
+
+        First commits any uncommitted work, then saves HEAD as ``refs/backup/<UTC time>``
+        locally and on ``origin``, so nothing the learner wrote is lost. Flux's own
+        ``clusters/local/flux-system`` is kept. ``charts_url`` defaults to the one in the
+        current HelmRepository.
+        """
+        url = charts_url or self._current_charts_url()
+        self.commit("Work in progress, saved before resetting to the template")
+        self.push()
+        backup_sha = self.head()
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        ref, n = f"refs/backup/{stamp}", 1
+        while self._git("rev-parse", "--verify", "-q", ref, check=False).ok:
+            ref, n = f"refs/backup/{stamp}-{n}", n + 1
+        self._git("update-ref", ref, backup_sha)
+        self._git("push", "--quiet", "origin", f"{ref}:{ref}", timeout=_NET_TIMEOUT)
+        clusters = self.path / "clusters"
+        if clusters.is_dir():
+            for item in sorted(clusters.rglob("*"), reverse=True):
+                rel = item.relative_to(self.path).as_posix()
+                if rel == BOOTSTRAP_DIR or rel.startswith(BOOTSTRAP_DIR + "/"):
+                    continue
+                if BOOTSTRAP_DIR.startswith(rel + "/"):
+                    continue  # a parent of flux-system
+                if item.is_dir():
+                    shutil.rmtree(item)
+                else:
+                    item.unlink()
+        render_template(self.path, url)
+        self.commit(f"Reset clusters/ to the homekube-lab template (backup: {ref})")
+        head = self.push()
+        return ResetResult(ref, backup_sha, head)
+
+    def _current_charts_url(self) -> str:
+        path = self.path / "clusters/infrastructure/local/helmrepository.yaml"
+        try:
+            for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+                if isinstance(doc, dict) and doc.get("kind") == "HelmRepository":
+                    return str(doc["spec"]["url"])
+        except (OSError, yaml.YAMLError, KeyError, TypeError):
+            pass
+        raise GitError(f"cannot tell the chart repository URL from {path}",
+                       next_step="call `reset_to_template(charts_url=...)` with the URL from "
+                       "`homekube-lab status`")
+
+
+def _append_resource(text: str, resource: str) -> str | None:
+    """Insert ``- resource`` after the last item of the top-level ``resources:`` list."""
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == "resources:"), None)
+    if start is None:
+        return None
+    last, indent = start, "  "
+    for i in range(start + 1, len(lines)):
+        stripped = lines[i].lstrip()
+        if stripped.startswith("- "):
+            last, indent = i, lines[i][: len(lines[i]) - len(stripped)]
+        elif stripped and not stripped.startswith("#"):
+            break
+    if not lines[last].endswith("\n"):
+        lines[last] += "\n"
+    lines.insert(last + 1, f"{indent}- {resource}\n")
+    return "".join(lines)
+
+
+def _tail(result: Result, n: int = 8) -> str:
+    text = (result.stderr or result.stdout).strip()
+    return "\n".join("    " + ln for ln in text.splitlines()[-n:])

@@ -1,0 +1,448 @@
+"""Pinned binaries: find them, build them from Go modules, verify what they report.
+
+Resolution order for each tool in :data:`~homekube_lab.toolchain.pins.TOOLS`:
+
+1. a cached build of exactly that version (``<tools_dir>/<name>/<version>/<name>``);
+2. a binary on ``PATH`` whose reported version matches the pin;
+3. a build from the Go modules through the Go module proxy, using the wrapper modules
+   shipped inside this package (``modules/<group>/go.mod``).
+
+Builds go to a temporary directory and are moved into the cache only after the binary
+reports its pinned version, so an interrupted build never leaves a usable-looking file::
+
+    from homekube_lab import toolchain
+    toolchain.install()                 # idempotent; seconds when cached
+    toolchain.path("kubectl")           # Path to the pinned kubectl
+    [s.name for s in toolchain.status() if not s.ok]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .._cmd import run, which
+from ..errors import BuildFailed, CommandFailed, ToolMissing, ToolVersionMismatch
+from ..settings import Settings, get_settings
+from .buildinfo import read_buildinfo
+from .pins import GROUPS, TOOLS, Tool
+
+Progress = Callable[[str], None]
+MODULES_DIR = Path(__file__).parent / "modules"
+_MARKER = ".verified"
+#: Free disk needed before a cold build starts: module downloads (~1.5 GiB), build cache
+#: (~3 GiB) and binaries (~0.8 GiB), with room to spare.
+MIN_FREE_BYTES = 6 * 1024**3
+
+
+@dataclass
+class ToolStatus:
+    """One row of ``homekube-lab tools list``."""
+
+    name: str
+    pinned: str
+    reported: str
+    path: str
+    source: str  # cache | path | missing
+    ok: bool
+    problem: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- versions
+
+
+def reported_version(tool: Tool, binary: Path) -> str:
+    """The version ``binary`` reports, normalised to ``vX.Y.Z`` where it can be found."""
+    if tool.version_args is None:
+        info = read_buildinfo(binary)
+        if info is None:
+            return ""
+        version = info.module_version(tool.module) or ""
+        return version.split(" ")[0]
+    try:
+        result = run([binary, *tool.version_args], timeout=30, check=False)
+    except CommandFailed:
+        return ""
+    return parse_version(tool.name, result.stdout + result.stderr)
+
+
+_VERSION_PATTERNS = {
+    "etcd": r"etcd Version:\s*(\S+)",
+    "kubectl": r"Client Version:\s*(\S+)",
+    "flux": r"flux:\s*(\S+)",
+    "kwok": r"kwok version\s*(\S+)",
+    "helm": r"^(v[0-9][^+\s]*)",
+}
+
+
+def parse_version(name: str, output: str) -> str:
+    """Pull the version out of a tool's ``--version`` output (``v`` prefix added)."""
+    pattern = _VERSION_PATTERNS.get(name, r"Kubernetes\s+(\S+)")
+    m = re.search(pattern, output, re.MULTILINE)
+    if not m:
+        return ""
+    version = m.group(1)
+    return version if version.startswith("v") else f"v{version}"
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def cache_dir(tool: Tool, settings: Settings) -> Path:
+    return settings.tools_dir / tool.name / tool.version
+
+
+def bin_dir(settings: Settings | None = None) -> Path:
+    """Directory of links to every resolved tool: put it first on PATH."""
+    return (settings or get_settings()).tools_dir / "bin"
+
+
+def _cached(tool: Tool, settings: Settings) -> Path | None:
+    d = cache_dir(tool, settings)
+    binary = d / tool.name
+    if binary.is_file() and (d / _MARKER).is_file():
+        return binary
+    return None
+
+
+def path(name: str, settings: Settings | None = None) -> Path:
+    """Path of the pinned ``name`` (cache or linked PATH binary). Fast: runs nothing."""
+    settings = settings or get_settings()
+    tool = TOOLS[name]
+    cached = _cached(tool, settings)
+    if cached:
+        return cached
+    link = bin_dir(settings) / name
+    if link.exists():
+        return link
+    raise ToolMissing(name, f"{name} {tool.version} is not installed")
+
+
+def tools_env(settings: Settings | None = None) -> dict[str, str]:
+    """Environment additions that put the pinned tools first on PATH."""
+    return {"PATH": f"{bin_dir(settings)}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def _link(tool: Tool, target: Path, settings: Settings) -> None:
+    bdir = bin_dir(settings)
+    bdir.mkdir(parents=True, exist_ok=True)
+    tmp = bdir / f".{tool.name}.{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(target)
+    os.replace(tmp, bdir / tool.name)
+
+
+def _on_path(tool: Tool, settings: Settings) -> Path | None:
+    """A binary on PATH (outside our own bin dir) that reports exactly the pin."""
+    ours = bin_dir(settings).resolve()
+    for d in os.environ.get("PATH", "").split(os.pathsep):
+        if not d or Path(d).resolve() == ours:
+            continue
+        candidate = which(tool.name, d)
+        if candidate and reported_version(tool, candidate) == tool.version:
+            return candidate
+    return None
+
+
+def status(settings: Settings | None = None, names: Iterable[str] | None = None) -> list[ToolStatus]:
+    """Run each resolved tool and compare what it reports with the pin."""
+    settings = settings or get_settings()
+    rows: list[ToolStatus] = []
+    for name in names or TOOLS:
+        tool = TOOLS[name]
+        cached = _cached(tool, settings)
+        link = bin_dir(settings) / name
+        if cached:
+            binary, source = cached, "cache"
+        elif link.exists():
+            binary, source = link.resolve(), "path"
+        else:
+            rows.append(ToolStatus(name, tool.version, "", "", "missing", False,
+                                   "not installed: run `homekube-lab tools install`"))
+            continue
+        got = reported_version(tool, binary)
+        ok = got == tool.version
+        rows.append(ToolStatus(name, tool.version, got, str(binary), source, ok,
+                               "" if ok else f"reports {got or 'nothing'}, pinned {tool.version}"))
+    return rows
+
+
+def verify(settings: Settings | None = None) -> list[ToolStatus]:
+    """Like :func:`status`, but raise :class:`ToolVersionMismatch`/`ToolMissing` on any problem."""
+    rows = status(settings)
+    for row in rows:
+        if row.source == "missing":
+            raise ToolMissing(row.name, f"{row.name} {row.pinned} is not installed")
+        if not row.ok:
+            raise ToolVersionMismatch(row.name, row.path, row.pinned, row.reported)
+    return rows
+
+
+# --------------------------------------------------------------------------- install
+
+
+def install(
+    settings: Settings | None = None,
+    progress: Progress = print,
+    *,
+    names: Iterable[str] | None = None,
+    force: bool = False,
+) -> list[ToolStatus]:
+    """Make every pinned tool available (cache → PATH → build). Idempotent.
+
+    ``force`` rebuilds even when a cached build exists. Returns :func:`verify`'s rows.
+    """
+    settings = settings or get_settings()
+    wanted = [TOOLS[n] for n in (names or TOOLS)]
+    _clean_stale_builds(settings)
+    todo: list[Tool] = []
+    for tool in wanted:
+        cached = None if force else _cached(tool, settings)
+        if cached:
+            _link(tool, cached, settings)
+            continue
+        found = None if force else _on_path(tool, settings)
+        if found:
+            progress(f"{tool.name}: using {found} (reports {tool.version})")
+            _link(tool, found, settings)
+            continue
+        todo.append(tool)
+    if todo:
+        _require_go_and_disk(settings)
+        for group in GROUPS:
+            group_tools = [t for t in todo if t.group == group]
+            if group_tools:
+                _build_group(group, group_tools, settings, progress)
+    return verify(settings) if names is None else status(settings, [t.name for t in wanted])
+
+
+def _clean_stale_builds(settings: Settings) -> None:
+    tmp_root = settings.tools_dir / ".tmp"
+    if not tmp_root.is_dir():
+        return
+    for d in tmp_root.iterdir():
+        m = re.match(r".*-(\d+)$", d.name)
+        pid = int(m.group(1)) if m else 0
+        if not pid or not _alive(pid):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _require_go_and_disk(settings: Settings) -> None:
+    go = which("go")
+    if go is None:
+        raise ToolMissing(
+            "go",
+            "Go is needed to build the pinned Kubernetes and Flux binaries, and `go` is not on PATH",
+            next_step="install Go >= 1.26 (e.g. `conda install -c conda-forge go` or your OS "
+            "package), or put binaries of exactly the pinned versions on PATH "
+            "(`homekube-lab tools list` shows them), then rerun `homekube-lab tools install`",
+        )
+    settings.tools_dir.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(settings.tools_dir).free
+    if free < MIN_FREE_BYTES:
+        raise BuildFailed(
+            "the pinned tools", "(disk check before building)",
+            f"only {free / 1024**3:.1f} GiB free under {settings.tools_dir}; a cold build needs "
+            f"about {MIN_FREE_BYTES / 1024**3:.0f} GiB (Go module cache, build cache, binaries)",
+            next_step="free some disk (or set HOMEKUBE_TOOLS_DIR, GOMODCACHE and GOCACHE to a "
+            "larger disk), then rerun `homekube-lab tools install`",
+        )
+
+
+def _go_env() -> dict[str, str]:
+    return {
+        "CGO_ENABLED": "0",
+        "GOWORK": "off",
+        "GOTOOLCHAIN": "local",  # never download another Go toolchain
+        "GOFLAGS": "-mod=mod",   # the wrapper is a private copy; go.sum is still verified
+    }
+
+
+def _out_name(package: str) -> str:
+    """The file name `go build -o DIR` gives a main package."""
+    parts = package.split("/")
+    if re.fullmatch(r"v\d+", parts[-1]) and len(parts) > 1:
+        return parts[-2]
+    return parts[-1]
+
+
+def _build_group(group: str, tools: list[Tool], settings: Settings, progress: Progress) -> None:
+    start = time.monotonic()
+    names = ", ".join(t.name for t in tools)
+    progress(f"[{group}] building {names} from Go modules (this is the slow part; later runs reuse it)")
+    tmp_root = settings.tools_dir / ".tmp"
+    tmp_root.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"build-{group}-", dir=tmp_root))
+    work = work.rename(work.with_name(f"{work.name}-{os.getpid()}"))
+    try:
+        mod = work / "module"
+        mod.mkdir()
+        for f in ("go.mod", "go.sum"):
+            shutil.copy2(MODULES_DIR / group / f, mod / f)
+        env = _go_env()
+        packages = [t.package for t in tools]
+        _go_download(group, mod, packages, env, progress, start)
+        extras: dict[str, dict[str, Path]] = {}
+        if any(t.name == "flux" for t in tools):
+            from .fluxmanifests import generate_manifests
+
+            manifests = work / "flux-manifests"
+            generate_manifests(mod, manifests, env, progress, kubectl=path("kubectl", settings))
+            _flux_cli_with_manifests(mod, env, manifests, work)
+            extras["flux"] = {"manifests": manifests}
+        if any(t.name == "kwok" for t in tools):
+            from .kwokstages import generate_stages
+
+            stages = work / "stages.yaml"
+            generate_stages(mod, stages, env, kubectl=path("kubectl", settings))
+            extras["kwok"] = {"stages.yaml": stages}
+        ldflags = ["-s", "-w"]
+        for t in tools:
+            ldflags += [f for f in t.ldflags if f not in ldflags]
+        out = work / "out"
+        argv = ["go", "build", "-v", "-trimpath", "-tags=selinux,notest",
+                f"-ldflags={' '.join(ldflags)}", "-o", f"{out}/"]
+        _go_build(group, argv, packages, mod, env, progress, start)
+        for t in tools:
+            built = out / _out_name(t.package)
+            got = reported_version(t, built)
+            if got != t.version:
+                raise ToolVersionMismatch(t.name, str(built), t.version, got)
+            _place(t, built, settings, extras.get(t.name, {}))
+        progress(f"[{group}] done in {_fmt(time.monotonic() - start)}: {names}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _place(tool: Tool, built: Path, settings: Settings, extras: dict[str, Path]) -> None:
+    """Move a verified binary (and its data files) into the cache atomically (dir rename)."""
+    final = cache_dir(tool, settings)
+    staging = final.with_name(f".{final.name}.partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    shutil.move(str(built), staging / tool.name)
+    for name, src in extras.items():
+        if src.is_dir():
+            shutil.copytree(src, staging / name)
+        else:
+            shutil.copy2(src, staging / name)
+    (staging / _MARKER).write_text(json.dumps({"version": tool.version, "built": time.time()}))
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(staging, final)
+    _link(tool, final / tool.name, settings)
+
+
+def _fmt(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def _throttled(progress: Progress, every: float = 3.0) -> Callable[[str, bool], None]:
+    last = [0.0]
+
+    def emit(msg: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - last[0] >= every:
+            last[0] = now
+            progress(msg)
+
+    return emit
+
+
+def _go_download(group: str, mod: Path, packages: list[str], env: dict[str, str],
+                 progress: Progress, start: float) -> None:
+    """Resolve and download every module the packages need (go list -deps), with progress."""
+    emit = _throttled(progress)
+    count = [0]
+
+    def on_line(line: str) -> None:
+        if line.startswith("go: downloading"):
+            count[0] += 1
+            emit(f"[{group}] downloading modules: {count[0]} so far, {line[16:]} "
+                 f"({_fmt(time.monotonic() - start)})")
+
+    try:
+        run(["go", "list", "-e", "-deps", "-f", "{{.ImportPath}}", *packages], cwd=mod, env=env,
+            timeout=3600, on_line=on_line)
+    except CommandFailed as err:
+        raise _build_error(group, err) from None
+    progress(f"[{group}] modules ready ({count[0]} downloaded, {_fmt(time.monotonic() - start)})")
+
+
+def _go_build(group: str, argv: list[str], packages: list[str], mod: Path, env: dict[str, str],
+              progress: Progress, start: float) -> None:
+    total = len(run(["go", "list", "-e", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}",
+                     *packages], cwd=mod, env=env, timeout=600).stdout.split())
+    emit = _throttled(progress, every=5.0)
+    done = [0]
+
+    def on_line(line: str) -> None:
+        if line and not line.startswith(("#", " ", "go:")):
+            done[0] += 1
+            emit(f"[{group}] compiling {min(done[0], total)}/{total} packages "
+                 f"({_fmt(time.monotonic() - start)}) {line}")
+
+    try:
+        run([*argv, *packages], cwd=mod, env=env, timeout=3 * 3600, on_line=on_line)
+    except CommandFailed as err:
+        raise _build_error(group, err) from None
+
+
+def _flux_cli_with_manifests(mod: Path, env: dict[str, str], manifests: Path, work: Path) -> None:
+    """Point the build at a private copy of the flux2 module that has the manifests.
+
+    The flux CLI embeds ``cmd/flux/manifests/*.yaml``, which Flux's release build
+    generates and the Go module does not contain (and Go refuses ``-overlay`` files under
+    GOMODCACHE). So the module is copied into this build's temporary directory, the
+    generated manifests are added to it, and the wrapper module replaces flux2 with that
+    copy. Nothing of Flux's is kept after the build, and nothing is committed.
+    """
+    src = Path(run(["go", "list", "-m", "-f", "{{.Dir}}", "github.com/fluxcd/flux2/v2"],
+                   cwd=mod, env=env, timeout=300).stdout.strip())
+    copy = work / "flux2"
+    shutil.copytree(src, copy, copy_function=shutil.copyfile)
+    target = copy / "cmd" / "flux" / "manifests"
+    target.mkdir(parents=True, exist_ok=True)
+    for f in sorted(manifests.glob("*.yaml")):
+        shutil.copyfile(f, target / f.name)
+    run(["go", "mod", "edit", f"-replace=github.com/fluxcd/flux2/v2={copy}"], cwd=mod, env=env,
+        timeout=60)
+
+
+def _build_error(group: str, err: CommandFailed) -> BuildFailed:
+    text = (err.stderr or err.stdout).strip()
+    # `go build -v` names every package it compiles; keep only the lines that say something.
+    lines = [ln for ln in text.splitlines() if not re.fullmatch(r"[\w.\-~/]+", ln.strip())]
+    tail = "\n".join(lines[-20:])
+    hint = ""
+    if re.search(r"dial tcp|no such host|connection refused|i/o timeout|TLS handshake", text):
+        hint = ("the Go module proxy could not be reached: check `go env GOPROXY` and your "
+                "network (a proxy mirror works: GOPROXY=https://your-mirror), then rerun "
+                "`homekube-lab tools install`")
+    elif "no space left" in text:
+        hint = "the disk is full: free space (a cold build needs ~6 GiB), then rerun"
+    elif "403 Forbidden" in text or "not available" in text:
+        hint = ("the Go module proxy refused a module version the pins need; report it with the "
+                "lines above, or point GOPROXY at a proxy that serves it")
+    return BuildFailed(f"the {group} tools", err.command, tail, next_step=hint)

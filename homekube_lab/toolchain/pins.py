@@ -1,0 +1,110 @@
+"""The pinned versions: one Kubernetes release, one Flux release, and what goes with them.
+
+Every binary homekube-lab runs is listed here with the version it must report. The Go
+wrapper modules under ``modules/`` hold the same versions (a unit test checks they agree)::
+
+    from homekube_lab.toolchain.pins import TOOLS
+    TOOLS["kube-apiserver"].version   # 'v1.36.3'
+
+Why these versions:
+
+* Kubernetes v1.36.3 — ``flux check --pre`` needs >= 1.33; kubectl is the same release.
+* etcd v3.6.8 — the exact etcd that k8s.io/kubernetes v1.36.3 itself requires, so it is
+  built in the same module and shares its dependency versions (and build cache).
+* kwok v0.8.0 — built against k8s.io v0.36, simulates the node and the pods.
+* Flux v2.9.4 — the flux CLI and the controllers it installs: source-controller v1.9.4,
+  kustomize-controller v1.9.4, notification-controller v1.9.3, helm-controller v1.6.3.
+  helm-controller v1.6.3 is released against a Flux fork of Helm (v4.2.4-flux.1) that the
+  Go module proxy does not serve; it is built here against upstream Helm v4.2.4 (the
+  version the fork is based on, and the one helm-controller v1.6.4 moved to). The Go
+  module proxy also lacks github.com/fluxcd/pkg/artifact v0.18.2 (wanted by
+  source-controller v1.9.4); v0.18.1 is used. Both are recorded in the flux go.mod.
+* helm v4.2.4 — the Helm that helm-controller links, for ``helm list`` / ``helm history``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Tool:
+    """One pinned binary.
+
+    ``group`` names the wrapper module that builds it (``modules/<group>/go.mod``);
+    ``version_args`` make it print its version (``None``: read the Go build info instead,
+    for controllers that have no ``--version`` flag); ``module`` is the Go module whose
+    version the build info must show.
+    """
+
+    name: str
+    version: str
+    group: str
+    package: str
+    module: str
+    version_args: tuple[str, ...] | None = None
+    ldflags: tuple[str, ...] = field(default=())
+
+    @property
+    def bare_version(self) -> str:
+        return self.version.lstrip("v")
+
+
+KUBERNETES = "v1.36.3"
+ETCD = "v3.6.8"
+KWOK = "v0.8.0"
+FLUX = "v2.9.4"
+HELM = "v4.2.4"
+
+
+def _kube_ldflags(version: str) -> tuple[str, ...]:
+    major, minor = version.lstrip("v").split(".")[:2]
+    flags: list[str] = []
+    # Both packages carry a version: component-base for the servers' --version,
+    # client-go for kubectl's client version and the User-Agent. Unstamped binaries say
+    # v0.0.0-master, which `flux check --pre` refuses.
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [
+            f"-X {pkg}.gitVersion={version}",
+            f"-X {pkg}.gitMajor={major}",
+            f"-X {pkg}.gitMinor={minor}",
+            f"-X {pkg}.gitTreeState=clean",
+        ]
+    return tuple(flags)
+
+
+_K8S = "k8s.io/kubernetes"
+_KUBE_LD = _kube_ldflags(KUBERNETES)
+
+_ALL = [
+    Tool("kube-apiserver", KUBERNETES, "kube", f"{_K8S}/cmd/kube-apiserver", _K8S, ("--version",), _KUBE_LD),
+    Tool("kube-controller-manager", KUBERNETES, "kube", f"{_K8S}/cmd/kube-controller-manager", _K8S,
+         ("--version",), _KUBE_LD),
+    Tool("kube-scheduler", KUBERNETES, "kube", f"{_K8S}/cmd/kube-scheduler", _K8S, ("--version",), _KUBE_LD),
+    Tool("kubectl", KUBERNETES, "kube", f"{_K8S}/cmd/kubectl", _K8S, ("version", "--client"), _KUBE_LD),
+    Tool("etcd", ETCD, "kube", "go.etcd.io/etcd/server/v3", "go.etcd.io/etcd/server/v3", ("--version",)),
+    Tool("kwok", KWOK, "kwok", "sigs.k8s.io/kwok/cmd/kwok", "sigs.k8s.io/kwok", ("--version",)),
+    Tool("source-controller", "v1.9.4", "flux", "github.com/fluxcd/source-controller",
+         "github.com/fluxcd/source-controller"),
+    Tool("kustomize-controller", "v1.9.4", "flux", "github.com/fluxcd/kustomize-controller",
+         "github.com/fluxcd/kustomize-controller"),
+    Tool("helm-controller", "v1.6.3", "flux", "github.com/fluxcd/helm-controller",
+         "github.com/fluxcd/helm-controller"),
+    Tool("notification-controller", "v1.9.3", "flux", "github.com/fluxcd/notification-controller",
+         "github.com/fluxcd/notification-controller"),
+    Tool("helm", HELM, "flux", "helm.sh/helm/v4/cmd/helm", "helm.sh/helm/v4", ("version", "--short"),
+         (f"-X helm.sh/helm/v4/internal/version.version={HELM}",)),
+    Tool("flux", FLUX, "fluxcli", "github.com/fluxcd/flux2/v2/cmd/flux", "github.com/fluxcd/flux2/v2",
+         ("version", "--client"), (f"-X main.VERSION={FLUX.lstrip('v')}",)),
+]
+
+#: name -> Tool, in build order (kube first: kwok and fluxcli render YAML with kubectl's kustomize).
+TOOLS: dict[str, Tool] = {t.name: t for t in _ALL}
+
+#: wrapper module name -> its tools, in build order.
+GROUPS: dict[str, list[Tool]] = {}
+for _t in _ALL:
+    GROUPS.setdefault(_t.group, []).append(_t)
+
+#: Flux's controllers, as the flux CLI names its components.
+FLUX_CONTROLLERS = ("source-controller", "kustomize-controller", "helm-controller", "notification-controller")
