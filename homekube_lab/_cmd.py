@@ -109,6 +109,8 @@ def run(
         "_encoding": "utf-8",
         "_decode_errors": "replace",
         "_new_session": True,
+        # Pipes, not sh's default pseudo-terminal: no pagers, colours or CRLF in output.
+        "_tty_out": False,
         "_return_cmd": True,
     }
     if on_line is None:

@@ -38,8 +38,11 @@ SEED_MESSAGE = "Seed the HomeKube repository from homekube-lab"
 BRANCH = "main"
 #: Written by ``flux bootstrap``, never by the template, and never removed by a reset.
 BOOTSTRAP_DIR = "clusters/local/flux-system"
-#: Seconds for network git commands (loopback or the learner's host); local ones are instant.
+#: Seconds for network git commands (loopback or the learner's host).
 _NET_TIMEOUT = 120.0
+#: Local git commands finish (or fail) on their own in milliseconds; no timeout also skips
+#: the 0.1 s that the `sh` package's timeout watcher adds to every command it times.
+_LOCAL_TIMEOUT: float | None = None
 _KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 
 
@@ -166,10 +169,11 @@ class LearnerRepo:
     # -- plumbing --
     @property
     def credential_store(self) -> Path:
-        """Git's credential store for the embedded server (0600); used by the learner's shell too."""
+        """Git's credential store for the embedded server (0600); the learner's shell uses it."""
         return self.settings.git_dir / "git-credentials"
 
-    def _git(self, *args: str, check: bool = True, timeout: float = 60.0, cwd: Path | None = None,
+    def _git(self, *args: str, check: bool = True, timeout: float | None = _LOCAL_TIMEOUT,
+             cwd: Path | None = None,
              pre: Sequence[str] = (), next_step: str = "") -> Result:
         s = self.settings
         argv = ["git", *pre, "-c", f"user.name={s.git_user}", "-c", f"user.email={s.git_email}",

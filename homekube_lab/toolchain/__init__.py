@@ -446,3 +446,16 @@ def _build_error(group: str, err: CommandFailed) -> BuildFailed:
         hint = ("the Go module proxy refused a module version the pins need; report it with the "
                 "lines above, or point GOPROXY at a proxy that serves it")
     return BuildFailed(f"the {group} tools", err.command, tail, next_step=hint)
+
+
+def verify_installed(settings: Settings | None = None) -> None:
+    """Raise :class:`ToolMissing` naming every tool that is not installed. Runs nothing."""
+    settings = settings or get_settings()
+    missing = []
+    for name in TOOLS:
+        try:
+            path(name, settings)
+        except ToolMissing:
+            missing.append(name)
+    if missing:
+        raise ToolMissing(missing[0], f"not installed: {', '.join(missing)}")

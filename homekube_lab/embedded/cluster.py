@@ -1,0 +1,542 @@
+"""The embedded cluster: a real Kubernetes control plane and real Flux, as local processes.
+
+``up`` starts, in order: etcd (TLS, client-cert auth), kube-apiserver (TLS, client-cert
+authentication, RBAC, anonymous requests refused), kube-controller-manager,
+kube-scheduler, the kwok controller (which plays the kubelet for one simulated node), the
+loopback Git + Helm chart server, and the Flux runner (which runs Flux's real
+controllers as local processes while their Deployments exist). Everything listens on
+127.0.0.1 only, on ports chosen free at the first start and recorded in
+``<state>/run/cluster.json``::
+
+    from homekube_lab.embedded import cluster
+    info = cluster.up()            # idempotent: a running cluster is left alone
+    cluster.status()               # [ComponentStatus(name, pid, port, healthy, log), ...]
+    cluster.down()                 # stops every process it started and verifies it
+
+Model: kwokctl's binary runtime and controller-runtime's envtest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import ssl
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import psutil
+
+from .. import toolchain
+from .._cmd import run
+from ..errors import ClusterNotRunning, LabError
+from ..settings import Settings, get_settings
+from . import processes
+from .pki import PKI, SERVICE_CIDR
+
+Progress = Callable[[str], None]
+
+NODE_NAME = "kwok-node-0"
+GIT_USER = "homekube"
+CLUSTER_NAME = "homekube"
+
+#: Start order; ``down`` goes the other way.
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok",
+              "git-server", "flux-runner")
+_PORTS = ("etcd", "etcd-peer", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
+          "git-server")
+
+
+@dataclass
+class ClusterInfo:
+    """What ``up`` returns: where things are and how to reach them."""
+
+    state_dir: str
+    kubeconfig: str
+    server: str
+    git_url: str
+    charts_url: str
+    git_username: str
+    ports: dict[str, int]
+    started: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class ComponentStatus:
+    """One row of ``homekube-lab status``."""
+
+    name: str
+    pid: int | None
+    port: int | None
+    healthy: bool
+    log: str
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def advertise_ip() -> str:
+    """A non-loopback local IPv4 address for --advertise-address.
+
+    kube-apiserver refuses a loopback advertise address; it is only written into the
+    ``kubernetes`` Service's endpoints (nothing in this lab dials it).
+    """
+    for addrs in psutil.net_if_addrs().values():
+        for a in addrs:
+            if a.family == socket.AF_INET and not a.address.startswith("127."):
+                return a.address
+    # No non-loopback interface: a link-local address that is never dialled.
+    return "169.254.0.1"
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _https_status(url: str, *, ca: Path | None = None, cert: Path | None = None,
+                  key: Path | None = None, timeout: float = 2.0) -> int:
+    """HTTP status of a GET (0 if unreachable). Without ``ca`` the server cert is not checked
+    (kube-controller-manager and kube-scheduler serve self-signed certificates)."""
+    ctx = ssl.create_default_context(cafile=str(ca)) if ca else ssl._create_unverified_context()
+    if cert and key:
+        ctx.load_cert_chain(str(cert), str(key))
+    try:
+        with urllib.request.urlopen(url, context=ctx, timeout=timeout) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as err:
+        return int(err.code)
+    except (OSError, ssl.SSLError):
+        return 0
+
+
+def _http_status(url: str, timeout: float = 2.0) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as err:
+        return int(err.code)
+    except OSError:
+        return 0
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log yet)"
+
+
+def _fmt(seconds: float) -> str:
+    return f"{seconds:.1f}s"
+
+
+class _Stack:
+    """Paths, ports and commands of one state dir's cluster."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.s = settings
+        self.pki = PKI(settings.pki_dir)
+        self.meta = _read_json(settings.cluster_file)
+
+    # ports & urls ------------------------------------------------------------
+    def allocate_ports(self) -> dict[str, int]:
+        ports: dict[str, int] = dict(self.meta.get("ports", {}))
+        for name in _PORTS:
+            running = processes.running(name if name != "etcd-peer" else "etcd", self.s.run_dir)
+            if name in ports and (running or _port_free(ports[name])):
+                continue
+            ports[name] = _free_port()
+        self.meta["ports"] = ports
+        return ports
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return self.meta.get("ports", {})
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.ports['kube-apiserver']}"
+
+    @property
+    def git_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['git-server']}/homekube.git"
+
+    @property
+    def charts_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['git-server']}/charts/"
+
+    def kubeconfig_for(self, stem: str) -> Path:
+        return self.s.pki_dir / f"{stem}.kubeconfig"
+
+    def log(self, name: str) -> Path:
+        return self.s.log_dir / f"{name}.log"
+
+    def save(self) -> None:
+        self.s.run_dir.mkdir(parents=True, exist_ok=True)
+        self.s.cluster_file.write_text(json.dumps(self.meta, indent=2))
+
+    # commands ----------------------------------------------------------------
+    def argv(self, name: str) -> list[str]:
+        p, k, t = self.ports, self.pki.path, toolchain.path
+        if name == "etcd":
+            peer = f"http://127.0.0.1:{p['etcd-peer']}"
+            client = f"https://127.0.0.1:{p['etcd']}"
+            return [str(t("etcd", self.s)), "--name=homekube", f"--data-dir={self.s.state_dir / 'etcd'}",
+                    f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
+                    f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
+                    f"--initial-cluster=homekube={peer}",
+                    f"--cert-file={k('etcd-server.crt')}", f"--key-file={k('etcd-server.key')}",
+                    f"--trusted-ca-file={k('ca.crt')}", "--client-cert-auth=true",
+                    # A lab cluster: losing the last writes on power loss is acceptable,
+                    # and skipping fsync makes every write (and so every apply) faster.
+                    "--unsafe-no-fsync=true", "--log-level=warn"]
+        if name == "kube-apiserver":
+            return [str(t("kube-apiserver", self.s)),
+                    f"--etcd-servers=https://127.0.0.1:{p['etcd']}",
+                    f"--etcd-cafile={k('ca.crt')}", f"--etcd-certfile={k('etcd-client.crt')}",
+                    f"--etcd-keyfile={k('etcd-client.key')}",
+                    "--bind-address=127.0.0.1", f"--secure-port={p['kube-apiserver']}",
+                    f"--advertise-address={self.meta['advertise_ip']}",
+                    f"--tls-cert-file={k('apiserver.crt')}", f"--tls-private-key-file={k('apiserver.key')}",
+                    f"--client-ca-file={k('ca.crt')}",
+                    "--authorization-mode=Node,RBAC", "--anonymous-auth=false",
+                    "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                    f"--service-account-key-file={k('sa.pub')}",
+                    f"--service-account-signing-key-file={k('sa.key')}",
+                    f"--service-cluster-ip-range={SERVICE_CIDR}",
+                    f"--cert-dir={self.s.pki_dir / 'apiserver-generated'}",
+                    "--allow-privileged=true", "--profiling=false"]
+        if name == "kube-controller-manager":
+            kc = self.kubeconfig_for("kube-controller-manager")
+            return [str(t("kube-controller-manager", self.s)), f"--kubeconfig={kc}",
+                    f"--authentication-kubeconfig={kc}", f"--authorization-kubeconfig={kc}",
+                    "--bind-address=127.0.0.1", f"--secure-port={p['kube-controller-manager']}",
+                    "--leader-elect=false", f"--root-ca-file={k('ca.crt')}",
+                    f"--service-account-private-key-file={k('sa.key')}",
+                    "--use-service-account-credentials=true",
+                    f"--cluster-signing-cert-file={k('ca.crt')}", f"--cluster-signing-key-file={k('ca.key')}",
+                    f"--cluster-name={CLUSTER_NAME}", "--profiling=false"]
+        if name == "kube-scheduler":
+            kc = self.kubeconfig_for("kube-scheduler")
+            return [str(t("kube-scheduler", self.s)), f"--kubeconfig={kc}",
+                    f"--authentication-kubeconfig={kc}", f"--authorization-kubeconfig={kc}",
+                    "--bind-address=127.0.0.1", f"--secure-port={p['kube-scheduler']}",
+                    "--leader-elect=false", "--profiling=false"]
+        if name == "kwok":
+            kwok = t("kwok", self.s)
+            return [str(kwok), f"--kubeconfig={self.kubeconfig_for('kwok')}",
+                    "--manage-all-nodes=true", f"--config={kwok.parent / 'stages.yaml'}",
+                    # kwok renews the node's Lease like a kubelet; 40s is the kubelet default.
+                    "--node-lease-duration-seconds=40", "--cidr=10.244.0.0/24"]
+        if name == "git-server":
+            return [sys.executable, "-m", "homekube_lab.embedded.gitserver",
+                    f"--git-root={self.s.git_dir}", f"--charts={self.s.state_dir / 'charts'}",
+                    f"--port={p['git-server']}", f"--credentials={self.credentials_file}"]
+        if name == "flux-runner":
+            return [sys.executable, "-m", "homekube_lab.embedded.fluxrunner",
+                    f"--state-dir={self.s.state_dir}"]
+        raise KeyError(name)
+
+    @property
+    def credentials_file(self) -> Path:
+        from .gitserver import credentials_path
+
+        return credentials_path(self.s)
+
+    def env(self) -> dict[str, str]:
+        return {"HOMEKUBE_STATE_DIR": str(self.s.state_dir), "HOMEKUBE_TOOLS_DIR": str(self.s.tools_dir),
+                "HOMEKUBE_OWNER_STATE": str(self.s.state_dir)}
+
+    # health ------------------------------------------------------------------
+    def healthy(self, name: str) -> tuple[bool, str]:
+        p, k = self.ports, self.pki.path
+        admin = (k("admin.crt"), k("admin.key"))
+        if name == "etcd":
+            code = _https_status(f"https://127.0.0.1:{p['etcd']}/health", ca=k("ca.crt"),
+                                 cert=k("etcd-client.crt"), key=k("etcd-client.key"))
+        elif name == "kube-apiserver":
+            code = _https_status(f"{self.server}/readyz", ca=k("ca.crt"), cert=admin[0], key=admin[1])
+        elif name in ("kube-controller-manager", "kube-scheduler"):
+            code = _https_status(f"https://127.0.0.1:{p[name]}/healthz")
+        elif name == "git-server":
+            code = _http_status(f"http://127.0.0.1:{p['git-server']}/healthz")
+        elif name == "kwok":
+            return self._node_ready()
+        elif name == "flux-runner":
+            beat = _read_json(self.s.run_dir / "flux-runner.json").get("heartbeat", 0)
+            age = time.time() - float(beat)
+            return age < 15, f"last heartbeat {age:.0f}s ago"
+        else:
+            raise KeyError(name)
+        return code == 200, f"HTTP {code}" if code else "not answering"
+
+    def _node_ready(self) -> tuple[bool, str]:
+        code = _https_status(f"{self.server}/api/v1/nodes/{NODE_NAME}", ca=self.pki.path("ca.crt"),
+                             cert=self.pki.path("admin.crt"), key=self.pki.path("admin.key"))
+        if code != 200:
+            return False, f"node {NODE_NAME}: HTTP {code}"
+        node = self.api_get(f"/api/v1/nodes/{NODE_NAME}")
+        for cond in node.get("status", {}).get("conditions", []):
+            if cond.get("type") == "Ready":
+                return cond.get("status") == "True", f"node {NODE_NAME} Ready={cond.get('status')}"
+        return False, f"node {NODE_NAME} has no Ready condition yet"
+
+    def api_get(self, path: str) -> dict:
+        ctx = ssl.create_default_context(cafile=str(self.pki.path("ca.crt")))
+        ctx.load_cert_chain(str(self.pki.path("admin.crt")), str(self.pki.path("admin.key")))
+        with urllib.request.urlopen(f"{self.server}{path}", context=ctx, timeout=5) as resp:
+            return json.loads(resp.read())
+
+
+def _wait(check: Callable[[], tuple[bool, str]], timeout: float, what: str, progress: Progress,
+          log: Path | None = None, pid_name: str | None = None, stack: _Stack | None = None) -> None:
+    start = time.monotonic()
+    last_say = start
+    detail = ""
+    while True:
+        ok, detail = check()
+        if ok:
+            return
+        if pid_name and stack and not processes.running(pid_name, stack.s.run_dir):
+            raise ClusterNotRunning(
+                f"{pid_name} exited while starting; last lines of {log}:\n{_tail(log) if log else ''}",
+                next_step=f"read {log}, then run `homekube-lab up` again",
+            )
+        now = time.monotonic()
+        if now - start > timeout:
+            raise ClusterNotRunning(
+                f"{what} not ready after {timeout:.0f}s ({detail}); last lines of {log}:\n"
+                f"{_tail(log) if log else ''}",
+                next_step=f"read {log}; `homekube-lab down` then `homekube-lab up` starts it again",
+            )
+        if now - last_say > 5:
+            progress(f"waiting for {what} ({detail}, {now - start:.0f}s)")
+            last_say = now
+        time.sleep(0.2)
+
+
+# --------------------------------------------------------------------------- up
+
+
+#: How long each component may take to become healthy on a busy 2-core machine.
+_START_TIMEOUT = {"etcd": 30, "kube-apiserver": 90, "kube-controller-manager": 60,
+                  "kube-scheduler": 60, "kwok": 60, "git-server": 20, "flux-runner": 30}
+
+
+def up(settings: Settings | None = None, progress: Progress = print, *, fresh: bool = False) -> ClusterInfo:
+    """Start the embedded cluster (or whatever part of it is not running). Idempotent."""
+    settings = settings or get_settings()
+    if settings.mode != "embedded":
+        raise LabError("HOMEKUBE_MODE=existing: homekube-lab does not start a cluster in this mode",
+                       next_step="unset HOMEKUBE_MODE to use the embedded cluster, or use your own "
+                       "cluster's context (HOMEKUBE_CONTEXT)")
+    t0 = time.monotonic()
+    toolchain.verify_installed(settings)
+    if fresh:
+        down(settings, purge=True, progress=progress)
+    for d in (settings.state_dir, settings.run_dir, settings.log_dir, settings.git_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    os.chmod(settings.state_dir, 0o700)
+    stack = _Stack(settings)
+    already = [n for n in COMPONENTS if processes.running(n, settings.run_dir)]
+    if len(already) == len(COMPONENTS) and all(stack.healthy(n)[0] for n in COMPONENTS):
+        progress(f"already running ({len(COMPONENTS)} components healthy): nothing to do")
+        return _info(stack, [], time.monotonic() - t0)
+
+    stack.meta.setdefault("advertise_ip", advertise_ip())
+    stack.allocate_ports()
+    stack.pki.ensure(stack.meta["advertise_ip"])
+    for stem in ("admin", "kube-controller-manager", "kube-scheduler", "kwok", "flux"):
+        from .pki import write_private
+
+        write_private(stack.kubeconfig_for(stem),
+                      stack.pki.kubeconfig(stem, stack.server, cluster=CLUSTER_NAME).encode())
+    write_private(settings.kubeconfig, stack.pki.kubeconfig("admin", stack.server, cluster=CLUSTER_NAME,
+                                                            user="homekube-admin").encode())
+    from .gitserver import ensure_credentials
+
+    ensure_credentials(stack.credentials_file, GIT_USER)
+    stack.meta["git_url"], stack.meta["charts_url"] = stack.git_url, stack.charts_url
+    stack.save()
+
+    started: list[str] = []
+    for name in COMPONENTS:
+        if processes.running(name, settings.run_dir):
+            if stack.healthy(name)[0]:
+                continue
+            progress(f"{name} is running but not healthy: restarting it")
+            processes.stop(name, settings.run_dir)
+        t = time.monotonic()
+        progress(f"starting {name}")
+        if name == "kwok":
+            _ensure_node(stack)
+        if name == "flux-runner":
+            _prepare_git(stack, progress)
+        processes.start(name, stack.argv(name), log=stack.log(name), run_dir=settings.run_dir,
+                        env=stack.env(), cwd=settings.state_dir)
+        _wait(lambda n=name: stack.healthy(n), _START_TIMEOUT[name], name, progress,
+              log=stack.log(name), pid_name=name, stack=stack)
+        started.append(name)
+        progress(f"{name} ready ({_fmt(time.monotonic() - t)})")
+    info = _info(stack, started, time.monotonic() - t0)
+    progress(f"cluster up in {_fmt(info.seconds)}")
+    return info
+
+
+def _info(stack: _Stack, started: list[str], seconds: float) -> ClusterInfo:
+    return ClusterInfo(
+        state_dir=str(stack.s.state_dir), kubeconfig=str(stack.s.kubeconfig), server=stack.server,
+        git_url=stack.git_url, charts_url=stack.charts_url, git_username=GIT_USER,
+        ports=dict(stack.ports), started=started, seconds=seconds,
+    )
+
+
+def _ensure_node(stack: _Stack) -> None:
+    """Register the simulated node (kwok does not create nodes; it plays their kubelet)."""
+    node = {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {
+            "name": NODE_NAME,
+            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {"kubernetes.io/arch": "amd64", "kubernetes.io/hostname": NODE_NAME,
+                       "kubernetes.io/os": "linux", "kubernetes.io/role": "agent",
+                       "node-role.kubernetes.io/agent": "", "type": "kwok"},
+        },
+        "spec": {},
+        "status": {
+            # Room for the lab's workloads; nothing is really consumed (pods are simulated).
+            "allocatable": {"cpu": "16", "memory": "64Gi", "pods": "110"},
+            "capacity": {"cpu": "16", "memory": "64Gi", "pods": "110"},
+            "nodeInfo": {"architecture": "amd64", "operatingSystem": "linux",
+                         "kubeletVersion": "kwok-v0.8.0", "kubeProxyVersion": "kwok-v0.8.0"},
+        },
+    }
+    run([toolchain.path("kubectl", stack.s), f"--kubeconfig={stack.s.kubeconfig}", "apply",
+         "--server-side", "--field-manager=homekube-lab", "-f", "-"], input=json.dumps(node), timeout=60)
+
+
+def _prepare_git(stack: _Stack, progress: Progress) -> None:
+    """Package the lab's charts into the Helm repository and seed the learner's repo."""
+    from .. import gitops
+    from .helmrepo import package_charts
+
+    charts_dir = stack.s.state_dir / "charts"
+    src = Path(__file__).parent.parent / "data" / "charts"
+    if not (charts_dir / "index.yaml").exists():
+        charts = package_charts(src, charts_dir, stack.charts_url, toolchain.path("helm", stack.s))
+        progress(f"Helm repository: {', '.join(f'{c.name}-{c.version}' for c in charts)}")
+    repo = gitops.LearnerRepo(stack.s)
+    repo.seed(stack.git_url, stack.charts_url)
+
+
+# --------------------------------------------------------------------------- status / down / env
+
+
+def status(settings: Settings | None = None) -> list[ComponentStatus]:
+    """Each component: pid, port, healthy, log. Flux's controllers are listed too."""
+    settings = settings or get_settings()
+    stack = _Stack(settings)
+    rows: list[ComponentStatus] = []
+    if not stack.meta:
+        return rows
+    port_of = {"etcd": "etcd", "kube-apiserver": "kube-apiserver",
+               "kube-controller-manager": "kube-controller-manager",
+               "kube-scheduler": "kube-scheduler", "git-server": "git-server"}
+    for name in COMPONENTS:
+        pid = processes.running(name, settings.run_dir)
+        ok, detail = stack.healthy(name) if pid else (False, "not running")
+        rows.append(ComponentStatus(name, pid, stack.ports.get(port_of.get(name, "")) or None, ok,
+                                    str(stack.log(name)), detail))
+    runner = _read_json(settings.run_dir / "flux-runner.json")
+    for c in runner.get("controllers", []):
+        if not c.get("installed"):
+            continue  # no Deployment yet: Flux is not installed (or this one is not)
+        pid = c.get("pid")
+        alive = bool(pid) and psutil.pid_exists(pid)
+        rows.append(ComponentStatus(f"flux/{c['name']}", pid if alive else None, c.get("port"),
+                                    alive and bool(c.get("healthy")), c.get("log", ""),
+                                    c.get("detail", "")))
+    return rows
+
+
+def down(settings: Settings | None = None, *, purge: bool = False, progress: Progress = print) -> str:
+    """Stop every process of this state dir's cluster and verify none remain.
+
+    ``purge`` also deletes the cluster's data (etcd, PKI, logs, artifacts). The learner's
+    Git repository (``git/`` and ``work/``) is always kept.
+    """
+    settings = settings or get_settings()
+    stopped = []
+    for name in reversed(COMPONENTS):
+        if processes.stop(name, settings.run_dir):
+            stopped.append(name)
+            progress(f"stopped {name}")
+    left = processes.leftovers(settings.state_dir)
+    if left:
+        progress(f"stopping {len(left)} leftover process(es): {', '.join(p.name() for p in left)}")
+        processes.kill_all(left)
+    still = processes.leftovers(settings.state_dir)
+    if still:
+        raise LabError(f"{len(still)} process(es) of the lab are still running: "
+                       f"{', '.join(f'{p.pid}' for p in still)}",
+                       next_step="kill them by hand (`kill PID`), then run `homekube-lab down` again")
+    if purge:
+        for sub in ("etcd", "pki", "logs", "run", "artifacts", "charts", "flux"):
+            shutil.rmtree(settings.state_dir / sub, ignore_errors=True)
+        settings.kubeconfig.unlink(missing_ok=True)
+        progress("cluster data deleted (your Git repository in git/ and work/ is kept)")
+    return f"down: stopped {len(stopped)} component(s); no homekube-lab process left running"
+
+
+def env_exports(settings: Settings | None = None) -> str:
+    """Shell lines that point kubectl/flux/helm at the embedded cluster and pinned tools."""
+    settings = settings or get_settings()
+    bindir = toolchain.bin_dir(settings)
+    return "\n".join([
+        f"export KUBECONFIG={settings.kubeconfig}",
+        f"export PATH={bindir}:$PATH",
+        f"export HOMEKUBE_STATE_DIR={settings.state_dir}",
+    ])
+
+
+def usage_text(info: ClusterInfo) -> str:
+    return f"""
+HomeKube is up ({info.seconds:.1f}s). A real kube-apiserver on {info.server}, one simulated node,
+and Flux's controllers run as local processes once Flux is installed.
+
+  eval "$(homekube-lab env)"      # KUBECONFIG={info.kubeconfig} and the pinned tools on PATH
+  kubectl get nodes
+  flux check --pre
+
+Your GitOps repository: {info.git_url} (user {info.git_username}; a working clone is in
+{Path(info.state_dir) / 'work' / 'homekube'}). Helm charts: {info.charts_url}
+Lessons: `homekube-lab lab`. Components and logs: `homekube-lab status`. Stop: `homekube-lab down`.
+""".rstrip()

@@ -1,0 +1,318 @@
+"""The Flux runner: Flux's real controllers as local processes, driven by their Deployments.
+
+In a normal cluster the kubelet runs a controller's container because a Deployment says
+so. The embedded cluster has no container runtime (its node is simulated by kwok), so
+this small supervisor plays that part for Flux alone:
+
+* a controller runs exactly while its Deployment exists in ``flux-system`` with
+  ``replicas > 0`` (created by ``flux install`` or ``flux bootstrap``);
+* deleting the Deployment (``flux uninstall``) stops it; ``kubectl rollout restart`` (a
+  new pod template) restarts it; a crash is restarted with a growing back-off, as a
+  kubelet would (CrashLoopBackOff);
+* it runs the pinned binary with the **Deployment's own arguments**, rewritten only
+  where a pod's network differs from a process's: listen addresses move to free
+  127.0.0.1 ports, cluster DNS names (``source-controller.flux-system.svc``) become those
+  ports, leader election is switched off (one replica, and a restart must not wait for
+  a stale lease), and source-controller's storage is ``<state>/artifacts``.
+
+kwok marks the Deployments' pods Running/Ready, so ``flux check`` and ``flux bootstrap``
+see healthy pods; the real work happens in these processes. Logs:
+``<state>/logs/flux/<controller>.log``. Status for ``homekube-lab status``:
+``<state>/run/flux-runner.json``.
+
+Run by ``homekube-lab up`` as ``python -m homekube_lab.embedded.fluxrunner --state-dir D``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import toolchain
+from ..settings import Settings
+from ..toolchain.pins import FLUX_CONTROLLERS
+
+NAMESPACE = "flux-system"
+#: CRDs a controller needs before it can start (it would exit otherwise).
+REQUIRED_CRDS = {
+    "source-controller": ["gitrepositories.source.toolkit.fluxcd.io",
+                          "helmrepositories.source.toolkit.fluxcd.io"],
+    "kustomize-controller": ["kustomizations.kustomize.toolkit.fluxcd.io"],
+    "helm-controller": ["helmreleases.helm.toolkit.fluxcd.io"],
+    "notification-controller": ["alerts.notification.toolkit.fluxcd.io",
+                                "providers.notification.toolkit.fluxcd.io",
+                                "receivers.notification.toolkit.fluxcd.io"],
+}
+#: How often the runner looks at the Deployments. One second keeps `flux install`,
+#: `rollout restart` and `flux uninstall` feeling immediate at negligible API load.
+POLL_SECONDS = 1.0
+#: Crash back-off, like the kubelet's: 2s doubling to 60s.
+BACKOFF_START, BACKOFF_MAX = 2.0, 60.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel SIGTERM the controller if the runner dies (PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+@dataclass
+class Managed:
+    name: str
+    proc: subprocess.Popen[bytes] | None = None
+    key: str = ""
+    restarts: int = 0
+    backoff: float = BACKOFF_START
+    next_start: float = 0.0
+    started_at: float = 0.0
+    last_exit: int | None = None
+    ports: dict[str, int] = field(default_factory=dict)
+
+
+class Runner:
+    def __init__(self, settings: Settings) -> None:
+        from kubernetes import client, config
+
+        self.s = settings
+        self.kubeconfig = settings.pki_dir / "flux.kubeconfig"
+        api = config.new_client_from_config(config_file=str(self.kubeconfig))
+        self.apps = client.AppsV1Api(api)
+        self.ext = client.ApiextensionsV1Api(api)
+        self.status_file = settings.run_dir / "flux-runner.json"
+        self.log_dir = settings.log_dir / "flux"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        saved = self._load_ports()
+        self.managed = {n: Managed(n, ports=saved.get(n) or self._new_ports(n)) for n in FLUX_CONTROLLERS}
+        self.stopping = False
+        self._reap_orphans()
+
+    def _reap_orphans(self) -> None:
+        """Stop controllers a previous runner left behind (it was killed without cleanup)."""
+        import psutil
+
+        me = str(self.s.state_dir)
+        for proc in psutil.process_iter(["name", "environ"]):
+            try:
+                if proc.info["name"] in self.managed and \
+                        (proc.info["environ"] or {}).get("HOMEKUBE_OWNER_STATE") == me:
+                    self._log_runner(f"stopping orphaned {proc.info['name']} (pid {proc.pid})")
+                    proc.terminate()
+                    proc.wait(15)
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.TimeoutExpired):
+                continue
+
+    # ports -------------------------------------------------------------------
+    def _load_ports(self) -> dict[str, dict[str, int]]:
+        try:
+            return json.loads(self.status_file.read_text()).get("ports", {})
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    @staticmethod
+    def _new_ports(name: str) -> dict[str, int]:
+        ports = {"metrics": _free_port(), "health": _free_port()}
+        if name == "source-controller":
+            ports["storage"] = _free_port()
+        if name == "notification-controller":
+            ports["events"] = _free_port()
+            ports["receiver"] = _free_port()
+        return ports
+
+    # translation ---------------------------------------------------------------
+    def command(self, name: str, container: dict) -> tuple[list[str], dict[str, str]]:
+        """The local command for a controller, from its Deployment's container spec."""
+        ports = self.managed[name].ports
+        events = f"http://127.0.0.1:{self.managed['notification-controller'].ports['events']}/"
+        overrides = {
+            "--metrics-addr": f"127.0.0.1:{ports['metrics']}",
+            "--health-addr": f"127.0.0.1:{ports['health']}",
+            "--enable-leader-election": "false",
+        }
+        if name == "notification-controller":
+            overrides["--events-addr"] = f"127.0.0.1:{ports['events']}"      # where it listens
+            overrides["--receiverAddr"] = f"127.0.0.1:{ports['receiver']}"
+        else:
+            overrides["--events-addr"] = events                                # where it sends
+        if name == "source-controller":
+            (self.s.state_dir / "artifacts").mkdir(parents=True, exist_ok=True)
+            overrides["--storage-path"] = str(self.s.state_dir / "artifacts")
+            overrides["--storage-addr"] = f"127.0.0.1:{ports['storage']}"
+            overrides["--storage-adv-addr"] = f"127.0.0.1:{ports['storage']}"
+        args: list[str] = []
+        seen: set[str] = set()
+        for arg in container.get("args") or []:
+            flag = arg.split("=", 1)[0]
+            if flag in overrides:
+                if flag not in seen:
+                    args.append(f"{flag}={overrides[flag]}")
+                    seen.add(flag)
+            else:
+                args.append(arg.replace("$(RUNTIME_NAMESPACE)", NAMESPACE))
+        args += [f"{f}={v}" for f, v in overrides.items() if f not in seen]
+        home = self.s.state_dir / "flux" / name
+        (home / "tmp").mkdir(parents=True, exist_ok=True)
+        env = {"KUBECONFIG": str(self.kubeconfig), "RUNTIME_NAMESPACE": NAMESPACE,
+               "HOME": str(home), "TMPDIR": str(home / "tmp"),
+               "HOMEKUBE_OWNER_STATE": str(self.s.state_dir)}
+        for e in container.get("env") or []:
+            if "value" in e and e.get("name") not in env:
+                env[e["name"]] = str(e["value"])
+        binary = toolchain.path(name, self.s)
+        return [str(binary), *args], env
+
+    # reconcile -----------------------------------------------------------------
+    def desired(self) -> dict[str, dict]:
+        """Controller name -> its Deployment (as a dict), for Deployments that want a pod."""
+        out: dict[str, dict] = {}
+        deps = self.apps.list_namespaced_deployment(NAMESPACE, _request_timeout=10).items
+        for d in deps:
+            name = d.metadata.name
+            if name not in self.managed or d.metadata.deletion_timestamp:
+                continue
+            if (d.spec.replicas if d.spec.replicas is not None else 1) < 1:
+                continue
+            out[name] = self.apps.api_client.sanitize_for_serialization(d)
+        return out
+
+    def crds_ready(self, name: str) -> bool:
+        for crd in REQUIRED_CRDS[name]:
+            try:
+                obj = self.ext.read_custom_resource_definition(crd, _request_timeout=10)
+            except Exception:  # noqa: BLE001 - absent or API hiccup: not ready
+                return False
+            conds = {c.type: c.status for c in (obj.status.conditions or [])} if obj.status else {}
+            if conds.get("Established") != "True":
+                return False
+        return True
+
+    def step(self) -> None:
+        try:
+            want = self.desired()
+        except Exception as err:  # noqa: BLE001 - API unreachable: keep what runs, retry
+            self._log_runner(f"cannot list Deployments: {err}")
+            return
+        now = time.time()
+        for name, m in self.managed.items():
+            dep = want.get(name)
+            if dep is None:
+                if m.proc:
+                    self._stop(m, "its Deployment is gone")
+                    m.key = ""
+                continue
+            container = (dep["spec"]["template"]["spec"].get("containers") or [{}])[0]
+            annotations = dep["spec"]["template"].get("metadata", {}).get("annotations") or {}
+            key = hashlib.sha256(json.dumps([container, annotations], sort_keys=True).encode()).hexdigest()
+            if m.proc and m.proc.poll() is not None:
+                m.last_exit = m.proc.returncode
+                self._log_runner(f"{name} exited with {m.last_exit}; restarting in {m.backoff:.0f}s")
+                m.proc = None
+                m.restarts += 1
+                m.next_start = now + m.backoff
+                m.backoff = min(m.backoff * 2, BACKOFF_MAX)
+            if m.proc and key != m.key:
+                self._stop(m, "its pod template changed (rollout restart or new arguments)")
+            if m.proc is None and now >= m.next_start and self.crds_ready(name):
+                self._start(m, container, key)
+            if m.proc and now - m.started_at > 60:
+                m.backoff = BACKOFF_START  # ran a minute: forget earlier crashes
+
+    def _start(self, m: Managed, container: dict, key: str) -> None:
+        argv, env = self.command(m.name, container)
+        log = self.log_dir / f"{m.name}.log"
+        with open(log, "ab") as out:
+            out.write(f"\n--- {time.strftime('%H:%M:%S')} homekube-lab flux runner starts: "
+                      f"{' '.join(argv)}\n".encode())
+            out.flush()
+            m.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, env={**os.environ, **env},
+                                      cwd=self.s.state_dir / "flux" / m.name,
+                                      preexec_fn=_die_with_parent)
+        m.key, m.started_at = key, time.time()
+        self._log_runner(f"started {m.name} (pid {m.proc.pid})")
+
+    def _stop(self, m: Managed, why: str) -> None:
+        if not m.proc:
+            return
+        self._log_runner(f"stopping {m.name}: {why}")
+        m.proc.terminate()
+        try:
+            m.proc.wait(15)  # controllers drain their work queues on SIGTERM
+        except subprocess.TimeoutExpired:
+            m.proc.kill()
+            m.proc.wait(5)
+        m.proc = None
+
+    def write_status(self) -> None:
+        rows = []
+        for name, m in self.managed.items():
+            healthy = False
+            if m.proc and m.proc.poll() is None:
+                try:
+                    with urllib.request.urlopen(
+                            f"http://127.0.0.1:{m.ports['health']}/readyz", timeout=1) as r:
+                        healthy = r.status == 200
+                except OSError:
+                    healthy = False
+            rows.append({
+                "name": name, "installed": bool(m.key), "pid": m.proc.pid if m.proc else None, "port": m.ports.get("health"),
+                "ports": m.ports, "healthy": healthy, "restarts": m.restarts,
+                "log": str(self.log_dir / f"{name}.log"),
+                "detail": "running" if m.proc else ("waiting for its Deployment" if not m.key
+                                                     else f"restarting (exit {m.last_exit})"),
+            })
+        data = {"heartbeat": time.time(), "pid": os.getpid(), "controllers": rows,
+                "ports": {n: m.ports for n, m in self.managed.items()}}
+        tmp = self.status_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, self.status_file)
+
+    def _log_runner(self, msg: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
+
+    def run_forever(self) -> None:
+        def _term(signum: int, frame: object) -> None:
+            self.stopping = True
+
+        signal.signal(signal.SIGTERM, _term)
+        signal.signal(signal.SIGINT, _term)
+        self._log_runner("flux runner watching Deployments in flux-system")
+        while not self.stopping:
+            self.step()
+            self.write_status()
+            time.sleep(POLL_SECONDS)
+        for m in self.managed.values():
+            self._stop(m, "the runner is stopping")
+        self.write_status()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--state-dir", required=True, type=Path)
+    args = p.parse_args(argv)
+    settings = Settings.from_env().with_(state_dir=args.state_dir.resolve())
+    Runner(settings).run_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
