@@ -41,7 +41,7 @@ def server(tmp_path: Path) -> Iterator[gitserver.GitHTTPServer]:
     cred = gitserver.write_credentials(tmp_path / "secret" / "cred.json", USER, PASSWORD)
     assert cred.username == USER
     srv = gitserver.make_server(root, charts, 0, tmp_path / "secret" / "cred.json", log=None)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield srv
     srv.shutdown()
