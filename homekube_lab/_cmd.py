@@ -108,7 +108,7 @@ def run(
         "_err": _err,
         "_encoding": "utf-8",
         "_decode_errors": "replace",
-        "_new_session": True,
+        "_new_session": False,  # stay in our process group: Ctrl-C stops the child too
         # Pipes, not sh's default pseudo-terminal: no pagers, colours or CRLF in output.
         "_tty_out": False,
         "_return_cmd": True,

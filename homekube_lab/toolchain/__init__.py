@@ -180,11 +180,12 @@ def status(settings: Settings | None = None, names: Iterable[str] | None = None)
 def verify(settings: Settings | None = None) -> list[ToolStatus]:
     """Like :func:`status`, but raise :class:`ToolVersionMismatch`/`ToolMissing` on any problem."""
     rows = status(settings)
-    for row in rows:
-        if row.source == "missing":
-            raise ToolMissing(row.name, f"{row.name} {row.pinned} is not installed")
-        if not row.ok:
+    for row in rows:  # a wrong version is the louder problem: report it first
+        if row.source != "missing" and not row.ok:
             raise ToolVersionMismatch(row.name, row.path, row.pinned, row.reported)
+    missing = [r.name for r in rows if r.source == "missing"]
+    if missing:
+        raise ToolMissing(missing[0], f"not installed: {', '.join(missing)}")
     return rows
 
 
