@@ -393,7 +393,8 @@ def _go_download(group: str, mod: Path, packages: list[str], env: dict[str, str]
 
 def _go_build(group: str, argv: list[str], packages: list[str], mod: Path, env: dict[str, str],
               progress: Progress, start: float) -> None:
-    total = len(run(["go", "list", "-e", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}",
+    # Every package, standard library included: with an empty build cache Go compiles those too.
+    total = len(run(["go", "list", "-e", "-deps", "-f", "{{.ImportPath}}",
                      *packages], cwd=mod, env=env, timeout=600).stdout.split())
     emit = _throttled(progress, every=5.0)
     done = [0]
