@@ -274,7 +274,8 @@ class Runner:
                 except OSError:
                     healthy = False
             rows.append({
-                "name": name, "installed": bool(m.key), "pid": m.proc.pid if m.proc else None, "port": m.ports.get("health"),
+                "name": name, "installed": bool(m.key), "pid": m.proc.pid if m.proc else None,
+                "port": m.ports.get("health"),
                 "ports": m.ports, "healthy": healthy, "restarts": m.restarts,
                 "log": str(self.log_dir / f"{name}.log"),
                 "detail": "running" if m.proc else ("waiting for its Deployment" if not m.key
