@@ -187,3 +187,33 @@ def test_interrupted_build_leaves_nothing_usable(tmp_path: Path) -> None:
     assert any((tools_dir / ".tmp").iterdir()), "the half-finished build should be in .tmp"
     toolchain._clean_stale_builds(s)
     assert not any((tools_dir / ".tmp").iterdir()), "a later run removes the dead build's files"
+
+
+def test_unreachable_proxy_is_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real go invocation against a closed loopback port, with an empty module cache."""
+    from homekube_lab.errors import BuildFailed
+
+    s = Settings(state_dir=tmp_path / "state", tools_dir=tmp_path / "tools")
+    monkeypatch.setenv("GOMODCACHE", str(tmp_path / "modcache"))
+    monkeypatch.setenv("GOPROXY", "http://127.0.0.1:9")  # nothing listens on the discard port
+    monkeypatch.setenv("GONOSUMDB", "*")
+    monkeypatch.setenv("PATH", os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep)
+                                               if "homekube-lab/tools" not in d))
+    with pytest.raises(BuildFailed) as err:
+        toolchain.install(s, lambda m: None, names=["kwok"])
+    assert "Go module proxy could not be reached" in str(err.value)
+    assert err.value.command.startswith("go ")
+    assert not (s.tools_dir / "kwok").exists()
+    subprocess.run(["chmod", "-R", "u+w", str(tmp_path / "modcache")], check=False)
+
+
+def test_short_disk_stops_before_building(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from homekube_lab.errors import BuildFailed
+
+    s = Settings(state_dir=tmp_path / "state", tools_dir=tmp_path / "tools")
+    monkeypatch.setattr(toolchain, "MIN_FREE_BYTES", 1 << 60)
+    monkeypatch.setenv("PATH", os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep)
+                                               if "homekube-lab/tools" not in d))
+    with pytest.raises(BuildFailed) as err:
+        toolchain.install(s, lambda m: None, names=["kwok"])
+    assert "free some disk" in str(err.value)

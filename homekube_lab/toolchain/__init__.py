@@ -205,6 +205,8 @@ def install(
     """
     settings = settings or get_settings()
     wanted = [TOOLS[n] for n in (names or TOOLS)]
+    if any(t.group in ("kwok", "fluxcli") for t in wanted) and TOOLS["kubectl"] not in wanted:
+        wanted.insert(0, TOOLS["kubectl"])  # their YAML is rendered with kubectl's kustomize
     _clean_stale_builds(settings)
     todo: list[Tool] = []
     for tool in wanted:
