@@ -36,8 +36,15 @@ class CheckpointFailed(LabError):
         super().__init__(f"checkpoint {check} failed: {problem}", next_step=next_step)
 
 
-def _passed(message: str, echo: Callable[[str], None] | None = print) -> str:
-    line = f"✔ {message}"
+class Passed(str):
+    """The one-line confirmation a checkpoint printed (a ``str``; Jupyter does not echo it)."""
+
+    def _ipython_display_(self) -> None:
+        pass  # already printed once by the checkpoint
+
+
+def _passed(message: str, echo: Callable[[str], None] | None = print) -> Passed:
+    line = Passed(f"✔ {message}")
     if echo:
         echo(line)
     return line
@@ -76,10 +83,11 @@ def check_cluster(settings: Settings | None = None) -> str:
             "check_cluster", f"no node is Ready ({', '.join(n.name for n in nodes) or 'no nodes'})",
             next_step="run `homekube-lab status` (the kwok component plays the node) and "
             "`kubectl get nodes`")
-    version = kube.api_client(settings).call_api(
-        "/version", "GET", response_type="object", _return_http_data_only=True)
+    from kubernetes import client
+
+    version = client.VersionApi(kube.api_client(settings)).get_code().git_version
     kinds = ", ".join(f"{n.name}{' (simulated)' if n.simulated else ''}" for n in ready)
-    return _passed(f"cluster answers: Kubernetes {version.get('gitVersion', '?')}, "
+    return _passed(f"cluster answers: Kubernetes {version}, "
                    f"{len(ready)} node(s) Ready: {kinds}")
 
 
@@ -238,5 +246,6 @@ def check_release_history(name: str, namespace: str, min_revisions: int = 2,
             next_step=f"run `helm history {name} -n {namespace}` and "
             f"`flux events --for HelmRelease/{name} -n {namespace}`")
     older = {e.status for e in entries[:-1]}
-    return _passed(f"{name} has {len(entries)} Helm revisions: newest deployed "
+    # The count grows each time the lesson runs; the line states what was required.
+    return _passed(f"{name} has at least {min_revisions} Helm revisions: newest deployed "
                    f"({last.description}), older ones {', '.join(sorted(older))}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -341,3 +342,296 @@ def suspend(kind: str, name: str, namespace: str = NAMESPACE, settings: Settings
 def resume(kind: str, name: str, namespace: str = NAMESPACE, settings: Settings | None = None) -> None:
     """``flux resume``: reconcile again, starting with one reconcile right away (waits for it)."""
     flux_cli("resume", *kind_of(kind).cli, name, "-n", namespace, settings=settings, timeout=300)
+
+
+# --------------------------------------------------------------------------- syncing & explaining
+
+
+def short_revision(revision: str) -> str:
+    """``main@sha1:0f8a6152…`` → ``main@0f8a615``; ``sha256:ffdc…`` → ``sha256:ffdc9c1``."""
+    if "@sha1:" in revision:
+        branch, sha = revision.split("@sha1:", 1)
+        return f"{branch}@{sha[:7]}"
+    if revision.startswith("sha256:"):
+        return revision[:14]
+    return revision
+
+
+def _raw_objects(kind: str, settings: Settings | None = None) -> list[dict[str, Any]]:
+    """The API objects of one Flux kind in all namespaces ([] when its CRD is absent)."""
+    k = kind_of(kind)
+    try:
+        return list(kube.custom(settings).list_cluster_custom_object(
+            k.group, k.version, k.plural)["items"])
+    except Exception as err:  # noqa: BLE001
+        if getattr(err, "status", None) == 404:
+            return []
+        raise
+
+
+def kustomization_order(source: str = "flux-system", namespace: str = NAMESPACE,
+                        settings: Settings | None = None) -> list[str]:
+    """Names of the Kustomizations fed by GitRepository ``source``, dependencies first.
+
+    ``flux-system`` (the one that applies the others) comes first; then a topological
+    order of ``spec.dependsOn`` (ties by name), e.g. ``['flux-system', 'infrastructure', 'apps']``.
+    """
+    items = [o for o in _raw_objects("Kustomization", settings)
+             if o["metadata"].get("namespace") == namespace
+             and (o.get("spec") or {}).get("sourceRef", {}).get("name") == source]
+    deps = {o["metadata"]["name"]: sorted(d["name"] for d in (o["spec"].get("dependsOn") or []))
+            for o in items}
+    order: list[str] = []
+    pending = sorted(deps, key=lambda n: (n != "flux-system", n))
+    while pending:
+        ready = [n for n in pending if all(d in order or d not in deps for d in deps[n])]
+        if not ready:  # a dependency cycle: Flux will report it; keep a stable order
+            ready = pending[:1]
+        order.append(ready[0])
+        pending.remove(ready[0])
+    return order
+
+
+@dataclass
+class SyncResult:
+    """What :func:`sync` did: the Git revision now applied and how long each step took."""
+
+    revision: str
+    seconds: float
+    steps: list[tuple[str, float]]   # (Kind/name, seconds), in the order they ran
+
+    @property
+    def short_revision(self) -> str:
+        return short_revision(self.revision)
+
+
+def sync(source: str = "flux-system", namespace: str = NAMESPACE, timeout: float | None = None,
+         settings: Settings | None = None, progress: Progress | None = print) -> SyncResult:
+    """Apply what is in Git now: fetch the source, then reconcile its Kustomizations in
+    dependency order (like `flux reconcile source git` + `flux reconcile ks …` for each).
+
+    Going in order avoids the 30s ``dependsOn`` retry a Kustomization takes when it runs
+    before its dependency has caught up. Raises :class:`ManifestInvalid` (naming the
+    Kustomization, the file and Flux's error) when a Kustomization cannot apply, and
+    :class:`ReconcileTimeout` when something does not get Ready in time.
+    """
+    settings = settings or get_settings()
+    start = time.monotonic()
+    steps: list[tuple[str, float]] = []
+    plan = [("GitRepository", source)] + [("Kustomization", n) for n in
+                                          kustomization_order(source, namespace, settings)]
+    for kind, name in plan:
+        t = time.monotonic()
+        token = request_reconcile(kind, name, namespace, settings)
+        obj = wait_handled(kind, name, token, namespace, timeout, settings, progress)
+        if not obj.is_ready:
+            failure = explain_failure(kind, name, namespace, settings)
+            if failure.file:
+                raise ManifestInvalid(failure.file, failure.error, resource=f"{kind}/{name}",
+                                      next_step=failure.next_step)
+            raise ReconcileTimeout(f"{kind}/{name}", namespace, time.monotonic() - t,
+                                   f"{failure.reason}: {failure.error}",
+                                   next_step=failure.next_step)
+        steps.append((f"{kind}/{name}", time.monotonic() - t))
+        if progress:
+            progress(f"✔ {kind}/{name} reconciled ({time.monotonic() - t:.1f}s)")
+    git = get("GitRepository", source, namespace, settings)
+    return SyncResult(git.revision if git else "", time.monotonic() - start, steps)
+
+
+@dataclass
+class Failure:
+    """Why a Flux object is not Ready, in the learner's terms (see :func:`explain_failure`)."""
+
+    resource: str          # e.g. Kustomization/apps
+    namespace: str
+    ready: str
+    reason: str            # Flux's reason, e.g. ReconciliationFailed, BuildFailed
+    error: str             # Flux's own message
+    revision: str          # the Git revision Flux tried (sources: the artifact)
+    file: str              # the file in Git that Flux's error points at ('' if unknown)
+    object: str            # the object Flux's error names, e.g. Deployment/homekube-apps/broken
+    events: list[str]      # recent Warning events for it, oldest first
+    next_step: str
+
+    @property
+    def ok(self) -> bool:
+        return self.ready == "True"
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"{self.resource} is Ready ({short_revision(self.revision)})"
+        where = f" in {self.file}" if self.file else ""
+        obj = f" ({self.object})" if self.object else ""
+        return (f"{self.resource} failed at {short_revision(self.revision)}{where}{obj}: "
+                f"{self.reason}: {self.error}\n  next: {self.next_step}")
+
+
+_OBJECT_IN_ERROR = re.compile(
+    r"\b([A-Z][A-Za-z]+)/(?:([a-z0-9][a-z0-9.-]*)/)?([a-z0-9][a-z0-9.-]*)\b(?= (?:dry-run|apply|"
+    r"health|is|failed|not|created|configured))")
+_FILE_IN_ERROR = re.compile(r"((?:\./)?clusters/[\w./-]+?\.ya?ml)")
+_KUSTOMIZE_FILE_IN_ERROR = re.compile(r"(?:in File: |from ')([\w./-]+?\.ya?ml)")
+
+
+def explain_failure(kind: str, name: str, namespace: str = NAMESPACE,
+                    settings: Settings | None = None) -> Failure:
+    """Flux's error for an object that is not Ready, with the Git file it points at.
+
+    kustomize-controller names the object (``Deployment/homekube-apps/broken dry-run
+    failed: …``) or the file (a YAML error during ``kustomize build``); this finds the
+    file in the learner's repository at the revision Flux tried.
+    """
+    from . import gitops
+
+    settings = settings or get_settings()
+    k = kind_of(kind)
+    raw = kube.get_object(k.api_version, k.kind, name, namespace, settings)
+    resource = f"{k.kind}/{name}"
+    cli = f"{' '.join(k.cli)} {name} -n {namespace}"
+    if raw is None:
+        return Failure(resource, namespace, "Unknown", "NotFound", "it does not exist", "", "",
+                       "", [], f"check it is in Git and run `flux get {cli}`")
+    obj = FluxObject.from_obj(raw)
+    status = raw.get("status") or {}
+    revision = status.get("lastAttemptedRevision") or obj.revision
+    warnings = [f"{e.reason}: {e.message}" for e in kube.events(namespace, name, 50, settings)
+                if e.kind == k.kind and e.type == "Warning"][-5:]
+    error = obj.message or (warnings[-1] if warnings else "")
+    file, named = "", ""
+    m = _FILE_IN_ERROR.search(error)
+    if m:
+        file = m.group(1).removeprefix("./")
+    elif k.kind == "Kustomization":
+        # kustomize names files relative to the Kustomization's path:
+        # "accumulating resources from 'bad.yaml': MalformedYAMLError: … in File: bad.yaml"
+        rel = _KUSTOMIZE_FILE_IN_ERROR.search(error)
+        if rel:
+            base = ((raw.get("spec") or {}).get("path") or "").removeprefix("./").strip("/")
+            file = f"{base}/{rel.group(1)}" if base else rel.group(1)
+    o = _OBJECT_IN_ERROR.search(error)
+    if o:
+        named = "/".join(p for p in o.groups() if p)
+        if not file and k.kind == "Kustomization":
+            path = ((raw.get("spec") or {}).get("path") or "").strip("./")
+            sha = revision.split("@sha1:", 1)[-1] if "@sha1:" in revision else ""
+            ns, obj_name = (o.group(2) or ""), o.group(3)
+            try:
+                file = gitops.LearnerRepo(settings).find_manifest(
+                    o.group(1), obj_name, ns, under=path, rev=sha or None) or ""
+            except LabError:
+                file = ""
+    if obj.is_ready:
+        next_step = "nothing to do"
+    elif file:
+        next_step = (f"fix {file} (or `repo.revert(sha)` the commit that broke it), push, then "
+                     f"`flux.sync()`; details: `flux events --for {k.kind}/{name} -n {namespace}`")
+    else:
+        next_step = (f"run `flux get {cli}` and `flux events --for {k.kind}/{name} "
+                     f"-n {namespace}`; after fixing Git, `flux reconcile {cli} --with-source`")
+    return Failure(resource, namespace, obj.ready, obj.reason, error, revision, file, named,
+                   warnings, next_step)
+
+
+# --------------------------------------------------------------------------- views as data
+
+
+@dataclass
+class TreeNode:
+    """One Flux object in :func:`dependency_tree`; ``relation`` says why it is under its parent."""
+
+    ref: str                     # Kind/name or Kind/namespace/name (outside flux-system)
+    relation: str                # source | dependsOn | applies | chart | ''
+    ready: str
+    revision: str
+    children: list[TreeNode]
+
+
+def _ref(kind: str, namespace: str, name: str) -> str:
+    return f"{kind}/{name}" if namespace == NAMESPACE else f"{kind}/{namespace}/{name}"
+
+
+def dependency_tree(settings: Settings | None = None) -> list[TreeNode]:
+    """Who feeds whom, as data: sources at the roots; a Kustomization under its source
+    (or under the Kustomization it ``dependsOn``); HelmReleases under the Kustomization
+    that applied them and under the HelmRepository their chart comes from. Sorted."""
+    objs = {kind: _raw_objects(kind, settings) for kind in
+            ("GitRepository", "HelmRepository", "Kustomization", "HelmRelease")}
+
+    def node(o: dict[str, Any], relation: str) -> TreeNode:
+        f = FluxObject.from_obj(o)
+        return TreeNode(_ref(f.kind, f.namespace, f.name), relation, f.ready,
+                        short_revision(f.revision), [])
+
+    nodes: dict[tuple[str, str, str], dict[str, Any]] = {
+        (o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]): o
+        for items in objs.values() for o in items}
+    built: dict[str, TreeNode] = {}
+
+    def children_of(kind: str, ns: str, name: str) -> list[TreeNode]:
+        out: list[TreeNode] = []
+        for (k2, ns2, n2), o in sorted(nodes.items()):
+            spec = o.get("spec") or {}
+            labels = o["metadata"].get("labels") or {}
+            rel = ""
+            if k2 == "Kustomization":
+                deps = spec.get("dependsOn") or []
+                src = spec.get("sourceRef") or {}
+                if kind == "Kustomization" and deps and any(
+                        d.get("name") == name and d.get("namespace", ns2) == ns for d in deps[:1]):
+                    rel = "dependsOn"
+                elif (not deps and src.get("kind") == kind and src.get("name") == name
+                      and src.get("namespace", ns2) == ns):
+                    rel = "source"
+            elif k2 == "HelmRelease":
+                chart_src = ((spec.get("chart") or {}).get("spec") or {}).get("sourceRef") or {}
+                if (kind == "Kustomization"
+                        and labels.get("kustomize.toolkit.fluxcd.io/name") == name
+                        and labels.get("kustomize.toolkit.fluxcd.io/namespace") == ns):
+                    rel = "applies"
+                elif (chart_src.get("kind") == kind and chart_src.get("name") == name
+                      and chart_src.get("namespace", ns2) == ns):
+                    rel = "chart"
+            if rel:
+                child = node(o, rel)
+                key = f"{rel}:{child.ref}"
+                if key not in built:  # guard against dependsOn cycles
+                    built[key] = child
+                    child.children = children_of(k2, ns2, n2) if rel != "chart" else []
+                out.append(child)
+        return out
+
+    roots = []
+    for kind in ("GitRepository", "HelmRepository"):
+        for o in sorted(objs[kind], key=lambda x: (x["metadata"].get("namespace", ""),
+                                                   x["metadata"]["name"])):
+            root = node(o, "")
+            root.children = children_of(kind, o["metadata"].get("namespace", ""),
+                                        o["metadata"]["name"])
+            roots.append(root)
+    return roots
+
+
+def render_tree(roots: list[TreeNode], *, revisions: bool = False) -> str:
+    """The tree as text (├─ └─), one object a line: ``ref [relation] ready``."""
+    lines: list[str] = []
+
+    def walk(n: TreeNode, prefix: str, last: bool, top: bool) -> None:
+        mark = "" if top else ("└─ " if last else "├─ ")
+        rel = f" [{n.relation}]" if n.relation else ""
+        state = "Ready" if n.ready == "True" else f"NOT READY ({n.ready})"
+        rev = f" {n.revision}" if revisions and n.revision else ""
+        lines.append(f"{prefix}{mark}{n.ref}{rel} {state}{rev}")
+        sub = prefix if top else prefix + ("   " if last else "│  ")
+        for i, c in enumerate(n.children):
+            walk(c, sub, i == len(n.children) - 1, False)
+
+    for r in roots:
+        walk(r, "", True, True)
+    return "\n".join(lines)
+
+
+def flux_events(limit: int = 10, settings: Settings | None = None) -> list[kube.Event]:
+    """Recent events about Flux objects (all namespaces), newest last."""
+    evs = kube.events(None, None, 500, settings)
+    return [e for e in evs if e.kind in KINDS][-limit:]

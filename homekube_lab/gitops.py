@@ -148,6 +148,16 @@ def validate_manifest_text(text: str, path: str) -> list[Any]:
     return docs
 
 
+def example_text(name: str) -> str:
+    """A manifest shipped with homekube-lab (``data/examples/<name>.yaml``), comments kept."""
+    path = Path(__file__).resolve().parent / "data" / "examples" / f"{name}.yaml"
+    if not path.is_file():
+        names = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise LabError(f"no example manifest called {name!r}",
+                       next_step=f"use one of: {', '.join(names)}")
+    return path.read_text(encoding="utf-8")
+
+
 def dump_yaml(obj: Mapping[str, Any] | Sequence[Any]) -> str:
     """YAML for one object (a mapping) or several documents (a list of mappings)."""
     if isinstance(obj, Mapping):
@@ -306,6 +316,40 @@ class LearnerRepo:
             args += ["--", under]
         out = self._git(*args).stdout
         return sorted({p for p in out.split("\0") if p})
+
+    def diff(self, *paths: str) -> str:
+        """``git diff`` of the uncommitted changes (new files included), optionally limited to
+        ``paths``: what the next :meth:`commit` would record."""
+        self._git("add", "--intent-to-add", "--", *(paths or (".",)), check=False)
+        return self._git("diff", "--no-color", "HEAD", "--", *paths).stdout
+
+    def find_manifest(self, kind: str, name: str, namespace: str = "", *, under: str = "",
+                      rev: str | None = None) -> str | None:
+        """The file (relative path) that defines ``kind``/``name`` at commit ``rev``.
+
+        ``rev`` defaults to ``origin/main`` (what Flux reads); it is fetched first. Used to
+        point from Flux's error ("Deployment/homekube-apps/broken dry-run failed") to Git.
+        """
+        self._git("fetch", "--quiet", "origin", timeout=_NET_TIMEOUT, check=False)
+        commit = rev or f"origin/{BRANCH}"
+        if not self._git("cat-file", "-e", f"{commit}^{{commit}}", check=False).ok:
+            commit = f"origin/{BRANCH}"
+        listing = self._git("ls-tree", "-r", "--name-only", commit, "--", under or ".",
+                            check=False).stdout.split("\n")
+        for path in sorted(p for p in listing if p.endswith((".yaml", ".yml"))):
+            text = self._git("show", f"{commit}:{path}", check=False).stdout
+            try:
+                docs = list(yaml.safe_load_all(text))
+            except yaml.YAMLError:
+                continue
+            for doc in docs:
+                if not isinstance(doc, dict) or doc.get("kind") != kind:
+                    continue
+                meta = doc.get("metadata") or {}
+                if meta.get("name") == name and (not namespace or
+                                                 meta.get("namespace", namespace) == namespace):
+                    return path
+        return None
 
     def backups(self) -> list[str]:
         """The backup refs ``reset_to_template`` made, oldest first."""

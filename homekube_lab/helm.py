@@ -57,7 +57,9 @@ class HistoryEntry:
 def releases(namespace: str | None = None, settings: Settings | None = None) -> list[Release]:
     """``helm list -o json`` (all namespaces when ``namespace`` is None), sorted by name."""
     scope = ["-n", namespace] if namespace else ["-A"]
-    out = helm("list", *scope, "-a", "-o", "json", settings=settings, timeout=60).stdout
+    # Helm 4 has no --all: ask for every state a lesson can meet.
+    out = helm("list", *scope, "--deployed", "--failed", "--pending", "-o", "json",
+               settings=settings, timeout=60).stdout
     rows = json.loads(out or "[]") or []
     return sorted((Release(r.get("name", ""), r.get("namespace", ""), int(r.get("revision") or 0),
                            r.get("status", ""), r.get("chart", ""), r.get("app_version", ""))

@@ -122,9 +122,12 @@ def dynamic(settings: Settings | None = None) -> Any:
 def get_object(api_version: str, kind: str, name: str, namespace: str | None = None,
                settings: Settings | None = None) -> dict[str, Any] | None:
     """The live object as a dict, or None if it does not exist."""
-    from kubernetes.dynamic.exceptions import NotFoundError
+    from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
-    res = dynamic(settings).resources.get(api_version=api_version, kind=kind)
+    try:
+        res = dynamic(settings).resources.get(api_version=api_version, kind=kind)
+    except ResourceNotFoundError:  # the kind's CRD is not installed (yet): no such object
+        return None
     try:
         obj = res.get(name=name, namespace=namespace) if namespace else res.get(name=name)
     except NotFoundError:

@@ -1,0 +1,259 @@
+"""The lessons, two ways: JupyterLab for a learner, papermill for headless runs and CI.
+
+``open_lab`` makes sure there is a cluster (the embedded one, started if needed, or the
+learner's context), then replaces this process with JupyterLab on ``notebooks/`` whose
+kernels see ``KUBECONFIG``, the pinned tools on ``PATH`` and ``HOMEKUBE_STATE_DIR``.
+``run_lessons`` executes the numbered notebooks in order with papermill and keeps the
+executed copies; a failure names the notebook and cell and carries Flux's view::
+
+    from homekube_lab import lab
+    results = lab.run_lessons(["00", "01", "02"])    # like `homekube-lab run 00 01 02`
+    [(r.notebook, r.ok, round(r.seconds)) for r in results]
+    print(results[-1].report())                      # the failing cell + `flux get all -A`
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import kube
+from .errors import LabError
+from .settings import Settings, get_settings
+
+Progress = Callable[[str], None]
+
+#: The lessons live next to the package in a source checkout (``pip install -e .``).
+NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+#: Where ``homekube-lab run`` keeps executed notebooks unless told otherwise.
+DEFAULT_OUTPUT = Path("artifacts") / "executed"
+#: Seconds one lesson may take in total; a lesson's own waits are far shorter
+#: (settings.timeout each), this only stops a hung kernel.
+LESSON_TIMEOUT = 1800
+
+
+@dataclass
+class LessonResult:
+    """One executed lesson: where its executed copy is, and, on failure, why."""
+
+    notebook: str               # e.g. 01-bootstrap.ipynb
+    output: str                 # the executed notebook
+    ok: bool
+    seconds: float
+    cell: int | None = None     # index of the failing cell (0-based, as in the file)
+    cell_source: str = ""
+    error: str = ""             # the exception, as the kernel printed it
+    diagnostics: str = ""       # `flux get all -A` and recent events, captured at failure
+
+    def report(self) -> str:
+        """A failure as text: notebook, cell, error, then Flux's state. Empty when ok."""
+        if self.ok:
+            return ""
+        src = "\n".join("    " + ln for ln in self.cell_source.splitlines()[:20])
+        return (f"{self.notebook} failed in cell {self.cell} ({self.seconds:.0f}s):\n{src}\n"
+                f"{self.error}\n\nexecuted notebook: {self.output}\n\n{self.diagnostics}")
+
+
+def notebooks_dir() -> Path:
+    if not NOTEBOOKS_DIR.is_dir():
+        raise LabError(f"no notebooks/ directory next to the package ({NOTEBOOKS_DIR})",
+                       next_step="run homekube-lab from a source checkout (`pip install -e .` "
+                       "in the project)")
+    return NOTEBOOKS_DIR
+
+
+def lessons(numbers: Sequence[str] = (), directory: Path | None = None) -> list[Path]:
+    """The lesson notebooks ``NN-*.ipynb`` matching the number prefixes, in order.
+
+    No numbers: every lesson. A number that matches nothing is an error.
+    """
+    directory = directory or notebooks_dir()
+    found = sorted(p for p in directory.glob("[0-9][0-9]-*.ipynb")
+                   if ".ipynb_checkpoints" not in p.parts)
+    if not numbers:
+        return found
+    picked: list[Path] = []
+    for n in numbers:
+        match = [p for p in found if p.name.startswith(f"{n}-") or p.stem == n
+                 or p.name.startswith(n.zfill(2) + "-")]
+        if not match:
+            names = ", ".join(p.name.split("-")[0] for p in found)
+            raise LabError(f"no lesson numbered {n!r} in {directory}",
+                           next_step=f"use one of: {names}")
+        picked += [p for p in match if p not in picked]
+    return sorted(picked)
+
+
+def kernel_env(settings: Settings) -> dict[str, str]:
+    """What a lesson's kernel needs: KUBECONFIG and the pinned tools, the state dir, mode."""
+    env = kube.tool_env(settings)
+    env["HOMEKUBE_STATE_DIR"] = str(settings.state_dir)
+    env["HOMEKUBE_MODE"] = settings.mode
+    if settings.context:
+        env["HOMEKUBE_CONTEXT"] = settings.context
+    return env
+
+
+@contextmanager
+def _environ(extra: Mapping[str, str]) -> Iterator[None]:
+    """Set ``extra`` in os.environ (kernels papermill starts inherit it), restore after."""
+    old = {k: os.environ.get(k) for k in extra}
+    os.environ.update(extra)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def ensure_cluster(settings: Settings, progress: Progress = print) -> None:
+    """Embedded: start it (idempotent). Existing: check the learner's context answers."""
+    if settings.mode == "embedded":
+        from .embedded import cluster
+
+        cluster.up(settings, progress=progress)
+    else:
+        kube.require_cluster(settings)
+
+
+def diagnostics(settings: Settings | None = None) -> str:
+    """``flux get all -A`` and the last Flux events, for failure reports (never raises)."""
+    from . import flux
+
+    parts = []
+    for title, args in (("flux get all -A", ("get", "all", "-A")),
+                        ("flux events -A (last 20)", ("events", "-A"))):
+        try:
+            r = flux.flux_cli(*args, settings=settings, timeout=60, check=False)
+            text = (r.stdout + r.stderr).strip()
+            if args[0] == "events":
+                lines = text.splitlines()
+                text = "\n".join(lines[:1] + lines[1:][-20:])
+        except LabError as err:
+            text = f"(could not run: {err.message})"
+        parts.append(f"$ {title}\n{text}")
+    return "\n\n".join(parts)
+
+
+def run_lessons(numbers: Sequence[str] = (), settings: Settings | None = None,
+                progress: Progress = print, output_dir: str | os.PathLike[str] | None = None,
+                *, parameters: Mapping[str, object] | None = None,
+                notebooks: Sequence[Path] | None = None,
+                stop_on_failure: bool = True) -> list[LessonResult]:
+    """Execute lessons headless with papermill, in order, against the lab's cluster.
+
+    Each executed notebook is written to ``output_dir`` (default ``artifacts/executed``)
+    under its own name, failed or not. ``parameters`` are injected after each notebook's
+    ``parameters`` cell (``mode`` and ``timeout`` always are). Later lessons build on
+    earlier ones, so the run stops at the first failure unless ``stop_on_failure=False``.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    settings = settings or get_settings()
+    paths = list(notebooks) if notebooks is not None else lessons(numbers)
+    out_dir = Path(output_dir) if output_dir else DEFAULT_OUTPUT
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_cluster(settings, progress)
+    params: dict[str, object] = {"mode": settings.mode, "timeout": settings.timeout,
+                                 **(parameters or {})}
+    results: list[LessonResult] = []
+    env = {**kernel_env(settings), "HOMEKUBE_HEADLESS": "1", "PYTHONUNBUFFERED": "1"}
+    with _environ(env):
+        for nb in paths:
+            out = out_dir / nb.name
+            progress(f"▶ {nb.name}")
+            start = time.monotonic()
+            result = LessonResult(nb.name, str(out), True, 0.0)
+            try:
+                papermill.execute_notebook(
+                    str(nb), str(out), parameters=params, kernel_name="python3",
+                    cwd=str(nb.parent), progress_bar=False, execution_timeout=LESSON_TIMEOUT,
+                    start_timeout=120)
+            except PapermillExecutionError as err:
+                result.ok = False
+                result.cell = _cell_index(out, err.exec_count, err.cell_index)
+                result.cell_source = err.source
+                result.error = f"{err.ename}: {err.evalue}"
+                result.diagnostics = diagnostics(settings)
+            except Exception as err:  # noqa: BLE001 - kernel died, notebook unreadable, …
+                result.ok = False
+                result.error = f"{type(err).__name__}: {err}"
+                result.diagnostics = diagnostics(settings)
+            result.seconds = time.monotonic() - start
+            results.append(result)
+            if result.ok:
+                progress(f"✔ {nb.name} ({result.seconds:.1f}s)")
+            else:
+                progress(f"✗ {nb.name} failed in cell {result.cell}: "
+                         f"{result.error.splitlines()[0][:200] if result.error else ''}")
+                progress(f"  executed notebook kept at {out}; next: open it, or run "
+                         f"`homekube-lab lab` and rerun the cell")
+                if stop_on_failure:
+                    break
+    return results
+
+
+def _cell_index(executed: Path, exec_count: int | None, fallback: int) -> int:
+    """Index of the failing cell in the *source* notebook (papermill's counts the
+    injected-parameters cell too)."""
+    try:
+        import nbformat
+
+        nb = nbformat.read(executed, as_version=4)
+        injected = [i for i, c in enumerate(nb.cells)
+                    if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+        idx = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"
+                    and c.get("execution_count") == exec_count and exec_count is not None),
+                   fallback)
+        return idx - (1 if injected and injected[0] < idx else 0)
+    except Exception:  # noqa: BLE001 - best effort; the exec count is still in the report
+        return fallback
+
+
+def lab_command(settings: Settings, port: int = 8888,
+                no_browser: bool = False) -> tuple[list[str], dict[str, str]]:
+    """The JupyterLab command line and environment ``open_lab`` runs (for tests and docs)."""
+    argv = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={notebooks_dir()}",
+            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+            # A token protects the server even on loopback; Jupyter prints the URL with it.
+            "--ServerApp.port_retries=10"]
+    if no_browser:
+        argv.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        argv.append("--allow-root")  # containers often run as root; Jupyter refuses otherwise
+    env = {**os.environ, **kernel_env(settings)}
+    env.pop("HOMEKUBE_HEADLESS", None)
+    return argv, env
+
+
+def open_lab(settings: Settings | None = None, progress: Progress = print, port: int = 8888,
+             no_browser: bool = False) -> int:
+    """Bring the cluster up (or check the learner's), then become JupyterLab on notebooks/.
+
+    Only returns (non-zero) if JupyterLab cannot be started.
+    """
+    settings = settings or get_settings()
+    ensure_cluster(settings, progress)
+    argv, env = lab_command(settings, port, no_browser)
+    progress(f"JupyterLab on http://127.0.0.1:{port}/ (notebooks in {notebooks_dir()}); "
+             "stop it with Ctrl-C, then `homekube-lab down`")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # exec, not _cmd.run: JupyterLab takes over this terminal (Ctrl-C goes to it) and there
+    # is no output to capture or command to record once this process is replaced.
+    try:
+        os.execve(argv[0], argv, env)
+    except OSError as err:
+        raise LabError(f"could not start JupyterLab: {err}",
+                       next_step="run `pip install -e .` (it installs jupyterlab), then "
+                       "`homekube-lab lab` again") from None
+    return 1  # pragma: no cover - execve does not return

@@ -1,0 +1,70 @@
+"""The lessons are the regression tests: papermill executes every numbered notebook in
+order against ONE fresh embedded cluster, then nbval re-runs the source notebooks on the
+same cluster and compares the outputs of cells marked ``# NBVAL_CHECK_OUTPUT``.
+
+The second pass also proves the lessons are idempotent (a learner may run them twice).
+Executed notebooks are kept in ``artifacts/executed/``; a failure names the notebook and
+cell and prints ``flux get all -A`` and recent events.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import ARTIFACTS, REPO, embedded_cluster
+
+from homekube_lab import lab
+from homekube_lab.settings import Settings
+
+pytestmark = pytest.mark.notebook
+
+NOTEBOOKS = lab.lessons(directory=REPO / "notebooks")
+EXECUTED = ARTIFACTS / "executed"
+SANITIZE = REPO / "notebooks" / "nbval-sanitize.cfg"
+#: name -> passed, in execution order (later lessons need earlier ones).
+RESULTS: dict[str, bool] = {}
+
+
+@pytest.fixture(scope="module")
+def notebook_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    with embedded_cluster(tmp_path_factory.mktemp("state-notebooks")) as (settings, _info):
+        yield settings
+
+
+def test_lessons_exist() -> None:
+    names = [p.name for p in NOTEBOOKS]
+    assert names[:3] == ["00-preflight.ipynb", "01-bootstrap.ipynb", "02-helmrelease.ipynb"], names
+    assert SANITIZE.is_file()
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_lesson_executes(notebook: Path, notebook_settings: Settings) -> None:
+    failed_before = [n for n, ok in RESULTS.items() if not ok]
+    assert not failed_before, f"{notebook.name} builds on {failed_before}, which failed above"
+    [result] = lab.run_lessons(settings=notebook_settings, progress=print, output_dir=EXECUTED,
+                               notebooks=[notebook])
+    RESULTS[notebook.name] = result.ok
+    print(f"{notebook.name}: {'ok' if result.ok else 'FAILED'} in {result.seconds:.1f}s "
+          f"-> {result.output}")
+    assert result.ok, result.report()
+
+
+def test_nbval_source_notebooks(notebook_settings: Settings) -> None:
+    assert RESULTS and all(RESULTS.values()) and len(RESULTS) == len(NOTEBOOKS), (
+        f"papermill must pass every lesson before nbval checks outputs: {RESULTS}")
+    env = {**os.environ, **lab.kernel_env(notebook_settings), "HOMEKUBE_HEADLESS": "1"}
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--nbval-lax",
+         "--nbval-sanitize-with", str(SANITIZE), *map(str, NOTEBOOKS)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=3600)
+    print(f"nbval pass over {len(NOTEBOOKS)} notebooks: {time.monotonic() - start:.1f}s")
+    assert proc.returncode == 0, (
+        f"nbval failed (exit {proc.returncode}):\n{proc.stdout[-30000:]}\n{proc.stderr[-5000:]}\n\n"
+        f"{lab.diagnostics(notebook_settings)}")
