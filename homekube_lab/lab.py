@@ -193,10 +193,9 @@ def run_lessons(numbers: Sequence[str] = (), settings: Settings | None = None,
             if result.ok:
                 progress(f"✔ {nb.name} ({result.seconds:.1f}s)")
             else:
-                progress(f"✗ {nb.name} failed in cell {result.cell}: "
-                         f"{result.error.splitlines()[0][:200] if result.error else ''}")
-                progress(f"  executed notebook kept at {out}; next: open it, or run "
-                         f"`homekube-lab lab` and rerun the cell")
+                progress(f"✗ {result.report()}")
+                progress(f"next: open {out} to read the failing cell's output, or run "
+                         "`homekube-lab lab` and rerun the lesson from that cell")
                 if stop_on_failure:
                     break
     return results
