@@ -180,7 +180,7 @@ def run_lessons(numbers: Sequence[str] = (), settings: Settings | None = None,
                     start_timeout=120)
             except PapermillExecutionError as err:
                 result.ok = False
-                result.cell = _cell_index(out, err.exec_count, err.cell_index)
+                result.cell = _cell_index(nb, err.source, err.cell_index)
                 result.cell_source = err.source
                 result.error = f"{err.ename}: {err.evalue}"
                 result.diagnostics = diagnostics(settings)
@@ -201,20 +201,16 @@ def run_lessons(numbers: Sequence[str] = (), settings: Settings | None = None,
     return results
 
 
-def _cell_index(executed: Path, exec_count: int | None, fallback: int) -> int:
-    """Index of the failing cell in the *source* notebook (papermill's counts the
-    injected-parameters cell too)."""
+def _cell_index(source_notebook: Path, source: str, fallback: int) -> int:
+    """Index of the failing cell in the *source* notebook (papermill's own index counts
+    the cells it inserted: injected parameters and error markers)."""
     try:
         import nbformat
 
-        nb = nbformat.read(executed, as_version=4)
-        injected = [i for i, c in enumerate(nb.cells)
-                    if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
-        idx = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"
-                    and c.get("execution_count") == exec_count and exec_count is not None),
-                   fallback)
-        return idx - (1 if injected and injected[0] < idx else 0)
-    except Exception:  # noqa: BLE001 - best effort; the exec count is still in the report
+        nb = nbformat.read(source_notebook, as_version=4)
+        return next((i for i, c in enumerate(nb.cells)
+                     if c.cell_type == "code" and c.source.strip() == source.strip()), fallback)
+    except Exception:  # noqa: BLE001 - best effort; the cell's source is in the report anyway
         return fallback
 
 

@@ -68,3 +68,31 @@ def test_nbval_source_notebooks(notebook_settings: Settings) -> None:
     assert proc.returncode == 0, (
         f"nbval failed (exit {proc.returncode}):\n{proc.stdout[-30000:]}\n{proc.stderr[-5000:]}\n\n"
         f"{lab.diagnostics(notebook_settings)}")
+
+
+def test_failing_lesson_names_notebook_cell_and_flux_state(
+        notebook_settings: Settings, tmp_path: Path) -> None:
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    nb = new_notebook(cells=[
+        new_markdown_cell("# a lesson whose checkpoint fails"),
+        new_code_cell('mode = "embedded"\ntimeout = 5.0', metadata={"tags": ["parameters"]}),
+        new_code_cell("print('fine')"),
+        new_code_cell("from homekube_lab import checks\n"
+                      "checks.check_helmrelease('no-such-release', 'homekube-apps')"),
+    ])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    path = tmp_path / "98-broken-lesson.ipynb"
+    nbformat.write(nb, path)
+    [result] = lab.run_lessons(settings=notebook_settings, progress=print,
+                               output_dir=tmp_path / "out", notebooks=[path])
+    assert not result.ok
+    assert result.cell == 3
+    report = result.report()
+    assert "98-broken-lesson.ipynb failed in cell 3" in report
+    assert "CheckpointFailed" in report and "no-such-release" in report and "next:" in report
+    assert "$ flux get all -A" in report and "gitrepository/flux-system" in report
+    assert "$ flux events -A" in report
+    assert Path(result.output).is_file()
