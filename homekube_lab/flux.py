@@ -422,6 +422,12 @@ def sync(source: str = "flux-system", namespace: str = NAMESPACE, timeout: float
                                           kustomization_order(source, namespace, settings)]
     for kind, name in plan:
         t = time.monotonic()
+        current = get(kind, name, namespace, settings)
+        if current is not None and current.suspended:
+            # A suspended object ignores reconcile requests (lesson 04): say so, don't wait.
+            if progress:
+                progress(f"⏸ {kind}/{name} is suspended: skipped (`flux resume` it to apply)")
+            continue
         token = request_reconcile(kind, name, namespace, settings)
         obj = wait_handled(kind, name, token, namespace, timeout, settings, progress)
         if not obj.is_ready:
