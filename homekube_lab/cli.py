@@ -108,6 +108,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     failed = [r for r in results if not r.ok]
     for r in results:
         print(f"{'ok  ' if r.ok else 'FAIL'} {r.notebook} ({r.seconds:.0f}s) -> {r.output}")
+    for r in failed:
+        print(f"\n{r.report()}", file=sys.stderr)
     return 1 if failed else 0
 
 
