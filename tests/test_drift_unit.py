@@ -1,0 +1,265 @@
+"""Unit tests of drift's pure logic on plain dicts (no cluster): flattening, per-field diffs,
+managedFields ownership and kustomize-controller's takeover, ignore rules, spec edits."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from homekube_lab import checks, drift
+from homekube_lab.drift import ABSENT, FieldDiff, Timing
+from homekube_lab.errors import LabError
+
+
+def deployment(replicas: int = 1, **labels: str) -> dict:
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "echo", "namespace": "apps", "labels": {"app": "echo", **labels},
+                     "uid": "u-1", "resourceVersion": "42", "generation": 3,
+                     "creationTimestamp": "2026-01-01T00:00:00Z", "managedFields": []},
+        "spec": {"replicas": replicas,
+                 "template": {"spec": {"containers": [{"name": "echo", "image": "agnhost:2.53"}]}}},
+        "status": {"replicas": replicas, "readyReplicas": replicas},
+    }
+
+
+def entry(manager: str, operation: str, fields: dict, subresource: str | None = None) -> dict:
+    e = {"manager": manager, "operation": operation, "fieldsType": "FieldsV1", "fieldsV1": fields}
+    if subresource:
+        e["subresource"] = subresource
+    return e
+
+
+# --------------------------------------------------------------------------- pointers
+
+
+def test_flatten_and_pointers_escape_slashes_and_tildes() -> None:
+    obj = {"metadata": {"labels": {"app.kubernetes.io/name": "x", "a~b": "y"}}, "l": [1, {"k": 2}],
+           "empty": {}}
+    flat = drift.flatten(obj)
+    assert flat == {"/metadata/labels/app.kubernetes.io~1name": "x", "/metadata/labels/a~0b": "y",
+                    "/l/0": 1, "/l/1/k": 2, "/empty": {}}
+    assert drift.get_pointer(obj, "/metadata/labels/app.kubernetes.io~1name") == "x"
+    assert drift.get_pointer(obj, "/l/1/k") == 2
+    assert drift.get_pointer(obj, "/l/5") is ABSENT
+    assert drift.get_pointer(obj, "/nope/deeper") is ABSENT
+    with pytest.raises(ValueError):
+        drift.split_pointer("spec/replicas")
+
+
+# --------------------------------------------------------------------------- diff_objects
+
+
+def test_diff_ignores_status_and_write_metadata_and_sorts_paths() -> None:
+    desired = deployment(1)
+    live = deployment(3, team="red")
+    live["metadata"].update(resourceVersion="99", generation=9, uid="other")
+    live["status"] = {"replicas": 3}
+    diffs = drift.diff_objects(desired, live)
+    assert [(d.path, d.desired, d.live) for d in diffs] == [
+        ("/metadata/labels/team", ABSENT, "red"),
+        ("/spec/replicas", 1, 3),
+    ]
+    assert all(d.object == "Deployment/apps/echo" for d in diffs)
+
+
+def test_diff_is_empty_for_equal_objects_and_respects_ignore_paths() -> None:
+    assert drift.diff_objects(deployment(2), deployment(2)) == []
+    diffs = drift.diff_objects(deployment(1), deployment(5), ignore=["/spec/replicas"])
+    assert diffs == []
+    diffs = drift.diff_objects(deployment(1), deployment(5), ignore=["/spec"])
+    assert diffs == []
+
+
+def test_diff_of_missing_object_is_one_entry_at_root() -> None:
+    diffs = drift.diff_objects(deployment(), None)
+    assert diffs == [FieldDiff("Deployment/apps/echo", "/", "(object)", ABSENT)]
+
+
+def test_diff_tells_true_from_one_and_absent_from_null() -> None:
+    a = {"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"x": True, "y": None}}
+    b = {"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"x": 1}}
+    paths = [(d.path, d.desired, d.live) for d in drift.diff_objects(a, b)]
+    assert paths == [("/data/x", True, 1), ("/data/y", None, ABSENT)]
+
+
+def test_diff_can_fail_on_a_real_difference() -> None:
+    """Guard against a diff that always returns []."""
+    a, b = deployment(1), deployment(1)
+    b["spec"]["template"]["spec"]["containers"][0]["image"] = "agnhost:2.52"
+    (only,) = drift.diff_objects(a, b, owners=lambda p: "kubectl-patch")
+    assert only.path == "/spec/template/spec/containers/0/image"
+    assert only.owner == "kubectl-patch"
+    assert "desired=agnhost:2.53" in only.text() and "set by kubectl-patch" in only.text()
+
+
+# --------------------------------------------------------------------------- managedFields
+
+
+def test_managed_paths_resolves_keyed_and_set_list_items() -> None:
+    live = deployment()
+    live["spec"]["template"]["spec"]["containers"].insert(0, {"name": "side", "image": "s"})
+    live["metadata"]["finalizers"] = ["a", "b"]
+    fields = {"f:spec": {"f:template": {"f:spec": {"f:containers": {
+        'k:{"name":"echo"}': {".": {}, "f:image": {}}}}}},
+        "f:metadata": {"f:finalizers": {'v:"b"': {}}, "f:labels": {".": {}, "f:app": {}}}}
+    assert drift.managed_paths(fields, live) == [
+        "/metadata/finalizers/1", "/metadata/labels/app",
+        "/spec/template/spec/containers/1/image"]
+    # without the live object, list items cannot be placed and are left out
+    assert drift.managed_paths(fields) == ["/metadata/labels/app"]
+
+
+def test_field_owners_names_manager_and_subresource() -> None:
+    live = deployment(3)
+    live["metadata"]["managedFields"] = [
+        entry("kustomize-controller", "Apply", {"f:spec": {"f:replicas": {}, "f:template": {}}}),
+        entry("kubectl", "Update", {"f:spec": {"f:replicas": {}}}, subresource="scale"),
+    ]
+    # both entries list /spec/replicas here; the API server would move it, but the helper
+    # must name every owner it finds, sorted
+    assert drift.field_owners(live, "/spec/replicas") == "kubectl (scale), kustomize-controller"
+    assert drift.field_owners(live, "/spec/template/spec") == "kustomize-controller"
+    assert drift.field_owners(live, "/metadata/labels/x") == ""
+
+
+def test_takeover_removes_kubectl_label_but_keeps_other_clients_fields() -> None:
+    manifest = deployment(1)
+    live = deployment(1, team="red", owner="me")
+    live["metadata"]["annotations"] = {"kubectl.kubernetes.io/last-applied-configuration": "{}"}
+    live["metadata"]["managedFields"] = [
+        entry("kustomize-controller", "Apply", {"f:metadata": {"f:labels": {"f:app": {}}},
+                                                "f:spec": {"f:replicas": {}}}),
+        entry("kubectl-label", "Update", {"f:metadata": {"f:labels": {"f:team": {}}}}),
+        entry("homekube-learner", "Update", {"f:metadata": {"f:labels": {"f:owner": {}}}}),
+        entry("kubectl-client-side-apply", "Update",
+              {"f:metadata": {"f:annotations": {
+                  "f:kubectl.kubernetes.io/last-applied-configuration": {}}}}),
+    ]
+    removed = drift.takeover_removals(live, manifest)
+    assert [(d.path, d.live, d.owner) for d in removed] == [
+        ("/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration", "{}",
+         "kubectl-client-side-apply"),
+        ("/metadata/labels/team", "red", "kubectl-label"),
+    ]
+    assert all(d.desired is ABSENT for d in removed)
+
+
+def test_takeover_skips_subresources_fields_in_git_and_shared_fields() -> None:
+    manifest = deployment(1, team="red")          # team is in Git: applied, not removed
+    live = deployment(3, team="red", shared="x")
+    live["metadata"]["managedFields"] = [
+        entry("kubectl", "Update", {"f:spec": {"f:replicas": {}}}, subresource="scale"),
+        entry("kubectl-edit", "Update", {"f:metadata": {"f:labels": {"f:team": {},
+                                                                     "f:shared": {}}}}),
+        entry("other-controller", "Apply", {"f:metadata": {"f:labels": {"f:shared": {}}}}),
+    ]
+    assert drift.takeover_removals(live, manifest) == []
+    assert drift.takeover_removals(live, deployment(1), ignore=["/metadata/labels"]) == []
+
+
+# --------------------------------------------------------------------------- ignore rules
+
+
+def test_target_matching_is_anchored_regex_plus_selectors() -> None:
+    obj = deployment(1, tier="web")
+    assert drift.target_matches(None, obj)
+    assert drift.target_matches({"kind": "Deployment", "group": "apps", "version": "v1"}, obj)
+    assert drift.target_matches({"name": "ec.*", "namespace": "apps"}, obj)
+    assert not drift.target_matches({"kind": "Deploy"}, obj)          # anchored
+    assert drift.target_matches({"group": "", "kind": "ConfigMap"},
+                                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}})
+    assert drift.target_matches({"labelSelector": "tier=web,app"}, obj)
+    assert not drift.target_matches({"labelSelector": "tier!=web"}, obj)
+    assert not drift.target_matches({"labelSelector": "!app"}, obj)
+    with pytest.raises(LabError):
+        drift.target_matches({"labelSelector": "tier in (web)"}, obj)
+    rules = [{"paths": ["/spec/replicas"], "target": {"kind": "Deployment"}},
+             {"paths": ["/data"], "target": {"kind": "ConfigMap"}},
+             {"paths": ["/metadata/labels/x"]}]
+    assert drift.ignored_paths(rules, obj) == ["/metadata/labels/x", "/spec/replicas"]
+
+
+# --------------------------------------------------------------------------- reports, timings
+
+
+def test_report_text_is_sorted_and_says_what_helm_controller_will_do() -> None:
+    report = drift.DriftReport("HelmRelease/apps/web", "helm-controller", "web.v2", "warn",
+                               objects=["Deployment/apps/web"],
+                               diffs=[FieldDiff("Deployment/apps/web", "/spec/replicas", 1, 3,
+                                                "kubectl (scale)")])
+    text = report.text()
+    assert text.splitlines()[0] == ("HelmRelease/apps/web: OutOfSync (1 objects, 1 drifted "
+                                    "fields); driftDetection.mode=warn")
+    assert "will report this drift" in text
+    assert not report.will_correct and not report.in_sync
+    assert report.paths() == [("Deployment/apps/web", "/spec/replicas")]
+
+
+def test_durations_and_bounds() -> None:
+    assert drift.parse_duration("1m30s") == 90
+    assert drift.parse_duration("10s") == 10
+    assert drift.parse_duration("1m0s") == 60
+    with pytest.raises(LabError):
+        drift.parse_duration("ten seconds")
+    assert Timing("time-to-revert", "interval 10s", 9.0, 13.0).within_bound
+    assert not Timing("time-to-revert", "interval 10s", 14.0, 13.0).within_bound
+
+
+def test_check_timings_passes_and_fails_on_targets() -> None:
+    ok = [Timing("time-to-revert", "forced", 0.4, 0.0),
+          Timing("commit → applied", "forced", 1.9, 0.0),
+          Timing("time-to-revert", "interval 5s", 5.2, 8.0)]
+    assert checks.check_timings(ok).startswith("✔ 3 readings")
+    with pytest.raises(checks.CheckpointFailed, match="took 2.5s > 2s"):
+        checks.check_timings([Timing("time-to-revert", "forced", 2.5, 0.0)])
+    with pytest.raises(checks.CheckpointFailed, match="> 8s"):
+        checks.check_timings([Timing("time-to-revert", "interval 5s", 9.0, 8.0)])
+
+
+# --------------------------------------------------------------------------- editing Git text
+
+
+HELMRELEASE = """\
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: hello-web
+spec:
+  # Check every minute.
+  interval: 1m
+  values:
+    replicaCount: 1
+"""
+
+
+def test_set_spec_key_inserts_replaces_and_removes_keeping_comments() -> None:
+    added = drift.set_spec_key_text(HELMRELEASE, "driftDetection", {"mode": "warn"})
+    assert "# Check every minute." in added
+    assert yaml.safe_load(added)["spec"]["driftDetection"] == {"mode": "warn"}
+    changed = drift.set_spec_key_text(added, "driftDetection",
+                                      {"mode": "enabled", "ignore": [{"paths": ["/spec/replicas"]}]})
+    assert yaml.safe_load(changed)["spec"]["driftDetection"] == {
+        "mode": "enabled", "ignore": [{"paths": ["/spec/replicas"]}]}
+    removed = drift.set_spec_key_text(changed, "driftDetection", ABSENT)
+    assert removed == HELMRELEASE
+    interval = drift.set_spec_key_text(HELMRELEASE, "interval", "10s")
+    assert "  # Check every minute.\n  interval: 10s\n" in interval
+    assert drift.set_spec_key_text("kind: ConfigMap\n", "x", 1) is None
+
+
+def test_set_data_key_adds_updates_and_removes() -> None:
+    cm = "kind: ConfigMap\nmetadata:\n  name: welcome\ndata:\n  message: \"hi\"\n"
+    added = drift._set_data_key_text(cm, "stopwatch", "commit at 1")
+    assert yaml.safe_load(added)["data"] == {"message": "hi", "stopwatch": "commit at 1"}
+    updated = drift._set_data_key_text(added, "stopwatch", "commit at 2")
+    assert yaml.safe_load(updated)["data"]["stopwatch"] == "commit at 2"
+    assert drift._set_data_key_text(updated, "stopwatch", None) == cm
+
+
+def test_split_docs_round_trips_multi_document_files() -> None:
+    text = "---\nkind: A\n---\nkind: B\nmetadata:\n  name: b\n"
+    chunks = drift._split_docs(text)
+    assert "".join(chunks) == text
+    assert [yaml.safe_load(c) for c in chunks] == [
+        None, {"kind": "A"}, {"kind": "B", "metadata": {"name": "b"}}]
