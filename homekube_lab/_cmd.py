@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -101,8 +102,9 @@ def run(
     kwargs: dict[str, object] = {
         "_cwd": cwd_s,
         "_env": full_env,
-        "_ok_code": list(range(256)),
-        "_timeout": timeout,
+        # Every exit code, and death by any signal (negative codes), is ours to judge.
+        "_ok_code": [*range(256), *range(-64, 0)],
+        "_bg": True,  # we wait ourselves: sh's own _timeout polls and adds ~0.1 s per command
         "_in": input,
         "_out": _out,
         "_err": _err,
@@ -118,8 +120,21 @@ def run(
         kwargs.pop("_out")
         kwargs.pop("_err")
     start = time.monotonic()
+    timed_out = threading.Event()
+    timer: threading.Timer | None = None
     try:
         proc = program(*args[1:], **kwargs)
+        if timeout is not None:
+            timer = threading.Timer(timeout, _expire, args=(proc, timed_out))
+            timer.daemon = True
+            timer.start()
+        try:
+            proc.wait()
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if timed_out.is_set():
+            raise sh.TimeoutException(-9, args)
         if on_line is None:
             stdout, stderr = proc.stdout, proc.stderr
             stdout = stdout.decode("utf-8", "replace") if isinstance(stdout, bytes) else str(stdout)
@@ -138,6 +153,15 @@ def run(
     if check and code != 0:
         raise CommandFailed(args, code, stdout, stderr, cwd=cwd_s, next_step=next_step)
     return result
+
+
+def _expire(proc: sh.RunningCommand, flag: threading.Event) -> None:
+    """Timer callback: the command ran past its timeout; kill it."""
+    flag.set()
+    try:
+        proc.kill()
+    except (ProcessLookupError, OSError):
+        pass
 
 
 def _record(result: Result) -> None:

@@ -99,8 +99,8 @@ class CommandTimeout(CommandFailed):
     def __init__(self, argv: Sequence[str], timeout: float, stdout: str, stderr: str) -> None:
         self.timeout = timeout
         super().__init__(
-            argv, -1, stdout, stderr, summary=f"did not finish within {timeout:.0f}s",
-            next_step=f"it was stopped after {timeout:.0f}s; check the cluster with "
+            argv, -1, stdout, stderr, summary=f"did not finish within {timeout:g}s",
+            next_step=f"it was stopped after {timeout:g}s; check the cluster with "
             "`homekube-lab status`, then run the step again",
         )
 
