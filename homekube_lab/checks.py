@@ -249,3 +249,163 @@ def check_release_history(name: str, namespace: str, min_revisions: int = 2,
     # The count grows each time the lesson runs; the line states what was required.
     return _passed(f"{name} has at least {min_revisions} Helm revisions: newest deployed "
                    f"({last.description}), older ones {', '.join(sorted(older))}")
+
+
+# --------------------------------------------------------------------------- lessons 03–04
+# Drift checkpoints. Each states the drift case it asserts — corrected, or deliberately
+# NOT corrected — in a line without timings, so executed lessons compare run to run.
+
+from collections.abc import Sequence  # noqa: E402 - appended section, own imports
+
+from .drift import Drift, DriftReport, Timing  # noqa: E402
+
+
+def check_ready_for_drift(kustomization: str = "apps", release: str = "hello-web",
+                          namespace: str = "homekube-apps",
+                          settings: Settings | None = None) -> str:
+    """What lessons 03–04 start from: Flux bootstrapped, ``apps`` Ready and not suspended,
+    and lesson 02's HelmRelease installed and Ready."""
+    settings = settings or get_settings()
+    for kind, name, ns, lesson in (("Kustomization", "flux-system", flux.NAMESPACE, "01"),
+                                   ("Kustomization", kustomization, flux.NAMESPACE, "01"),
+                                   ("HelmRelease", release, namespace, "02")):
+        obj = flux.get(kind, name, ns, settings)
+        if obj is None:
+            raise CheckpointFailed(
+                "check_ready_for_drift", f"{kind} {ns}/{name} does not exist",
+                next_step=f"run lesson {lesson} first (`homekube-lab run {lesson}`), "
+                "then this lesson again")
+        if obj.suspended:
+            raise CheckpointFailed(
+                "check_ready_for_drift", f"{kind} {ns}/{name} is suspended (a previous run "
+                "stopped before resuming it)",
+                next_step=f"run `flux.resume('{kind}', '{name}', '{ns}')`, then this cell again")
+        if not obj.is_ready:
+            raise CheckpointFailed(
+                "check_ready_for_drift", f"{kind} {ns}/{name} is not Ready ({obj.reason}: "
+                f"{obj.message[:200]})",
+                next_step=f"run `flux.explain_failure('{kind}', '{name}', '{ns}')`")
+    return _passed(f"ready for drift: Kustomization {kustomization} and HelmRelease "
+                   f"{namespace}/{release} are Ready")
+
+
+def check_in_sync(kind: str, name: str, namespace: str | None = None,
+                  settings: Settings | None = None) -> str:
+    """The live objects match what Flux would apply (the drift diff is empty)."""
+    from . import drift
+
+    report = drift.diff(kind, name, namespace, settings=settings)
+    if not report.in_sync:
+        raise CheckpointFailed(
+            "check_in_sync", f"{report.owner} is OutOfSync:\n" + "\n".join(
+                f"    {d.text()}" for d in report.diffs),
+            next_step=f"force a reconcile: `flux.reconcile('{flux.kind_of(kind).kind}', "
+            f"'{name}'{', ' + repr(namespace) if namespace else ''})`, then this cell again")
+    return _passed(f"{report.owner} is Synced: {len(report.objects)} objects match "
+                   "what Flux would apply")
+
+
+def check_drift_seen(report: DriftReport, obj: str, path: str) -> str:
+    """The diff (a :class:`~homekube_lab.drift.DriftReport`) shows ``path`` of ``obj`` drifted."""
+    from . import drift
+
+    hit = next((d for d in report.diffs if d.object == obj and d.path == path), None)
+    if hit is None:
+        shown = "\n".join(f"    {d.text()}" for d in report.diffs) or "    (no drift at all)"
+        raise CheckpointFailed(
+            "check_drift_seen", f"the diff of {report.owner} does not show {obj} {path}:\n{shown}",
+            next_step="cause the drift again (the cell above), then diff right away — Flux may "
+            "have corrected it already at its interval")
+    return _passed(f"the diff shows {obj} {path}: desired {drift._short(hit.desired)}, "
+                   f"live {drift._short(hit.live)}")
+
+
+def check_corrected(d: Drift, timeout: float | None = None,
+                    settings: Settings | None = None) -> str:
+    """The drift ``d`` (a :class:`~homekube_lab.drift.Drift`) is undone: the field (or the
+    deleted object) is back to what Flux had applied. Waits up to ``timeout``."""
+    from . import drift
+    from .errors import ReconcileTimeout
+
+    settings = settings or get_settings()
+    try:
+        r = drift.wait_reverted(d, timeout, settings=settings, progress=None)
+    except ReconcileTimeout as err:
+        raise CheckpointFailed("check_corrected", err.message, next_step=err.next_step) from None
+    what = "is back" if d.path == "/" else f"is back to {drift._short(r.value)}"
+    return _passed(f"{d.object} {'' if d.path == '/' else d.path + ' '}{what}: Flux corrected "
+                   "the drift")
+
+
+def check_not_corrected(d: Drift, seconds: float = 5.0, because: str = "",
+                        settings: Settings | None = None) -> str:
+    """The drift ``d`` is still there after watching ``seconds``: deliberately NOT corrected."""
+    from . import drift
+
+    r = drift.watch(d, seconds, settings=settings)
+    if r.reverted:
+        raise CheckpointFailed(
+            "check_not_corrected", f"{d.object} {d.path} went back to {drift._short(r.value)}; "
+            f"this step expected the drift to stay{' (' + because + ')' if because else ''}",
+            next_step="check the step's setting took effect (`flux get all -A`), cause the "
+            "drift again and run this cell again")
+    return _passed(f"{d.object} {d.path} is still {drift._short(r.value)} after {seconds:g}s: "
+                   f"nothing corrected it{' (' + because + ')' if because else ''}")
+
+
+def check_drift_reported(name: str, namespace: str, since: str = "",
+                         settings: Settings | None = None) -> str:
+    """helm-controller reported drift on the HelmRelease: ``Drifted=True`` (DriftDetected)."""
+    from . import drift
+
+    sig = drift.helm_drift_signal(name, namespace, since, settings=settings)
+    if sig.condition != "True" or sig.reason != "DriftDetected":
+        raise CheckpointFailed(
+            "check_drift_reported", f"HelmRelease {namespace}/{name} has Drifted="
+            f"{sig.condition or '(none)'} {sig.reason}".rstrip(),
+            next_step="check spec.driftDetection.mode is warn or enabled "
+            f"(`kubectl get hr {name} -n {namespace} -o yaml`), then "
+            f"`flux.reconcile('HelmRelease', '{name}', '{namespace}')` and this cell again")
+    detected = [e for e in sig.events if e.startswith("DriftDetected")]
+    if since and not detected:
+        raise CheckpointFailed(
+            "check_drift_reported", f"no DriftDetected event for {name} since {since[:19]}",
+            next_step=f"run `flux events --for HelmRelease/{name} -n {namespace}`")
+    return _passed(f"HelmRelease {namespace}/{name} reports Drifted=True (DriftDetected): "
+                   f"{sig.message.splitlines()[-1] if sig.message else ''}")
+
+
+def check_resumed(kind: str, name: str, namespace: str = flux.NAMESPACE,
+                  settings: Settings | None = None) -> str:
+    """The object is not suspended any more and is Ready."""
+    obj = flux.get(kind, name, namespace, settings)
+    if obj is None or obj.suspended or not obj.is_ready:
+        state = "missing" if obj is None else ("suspended" if obj.suspended else
+                                               f"not Ready ({obj.reason})")
+        raise CheckpointFailed(
+            "check_resumed", f"{kind} {namespace}/{name} is {state}",
+            next_step=f"run `flux.resume('{kind}', '{name}', '{namespace}')`")
+    return _passed(f"{kind} {namespace}/{name} is reconciling again (not suspended, Ready)")
+
+
+def check_timings(timings: Sequence[Timing], forced_revert: float = 2.0,
+                  forced_commit: float = 3.0) -> str:
+    """Stopwatch readings (:class:`~homekube_lab.drift.Timing`) meet the targets: forced
+    time-to-revert ≤ ``forced_revert`` s, forced commit → applied ≤ ``forced_commit`` s,
+    and every unforced reading within its interval's bound."""
+    problems = []
+    for t in timings:
+        limit = (forced_revert if t.what == "time-to-revert" else forced_commit) \
+            if t.trigger == "forced" else t.bound
+        if limit and t.seconds > limit:
+            problems.append(f"{t.what} ({t.trigger}) took {t.seconds:.1f}s > {limit:.0f}s")
+    if not timings:
+        problems.append("no readings")
+    if problems:
+        raise CheckpointFailed(
+            "check_timings", "; ".join(problems),
+            next_step="run `homekube-lab status` (a busy machine slows the controllers) and "
+            "the stopwatch cell again")
+    kinds = sorted({f"{t.what} ({'forced' if t.trigger == 'forced' else 'interval'})"
+                    for t in timings})
+    return _passed(f"{len(timings)} readings within their targets/bounds: {', '.join(kinds)}")

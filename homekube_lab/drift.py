@@ -1078,6 +1078,26 @@ def reconcile_now(kind: str, name: str, namespace: str = flux.NAMESPACE, *,
     return flux.wait_handled(kind, name, token, namespace, timeout, settings, progress)
 
 
+def wait_idle(kind: str, name: str, namespace: str = flux.NAMESPACE, *,
+              settings: Settings | None = None, timeout: float | None = None) -> flux.FluxObject:
+    """Wait until the object is not in the middle of a reconcile (Ready is not ``Unknown``).
+
+    A Kustomization with ``wait: true`` spends a few seconds in health checks after every
+    apply that changed something; a request made meanwhile is handled only afterwards. A
+    stopwatch that should time *one* forced reconcile starts from an idle object.
+    """
+    settings = settings or get_settings()
+    k = flux.kind_of(kind)
+
+    def idle() -> flux.FluxObject | None:
+        obj = flux.get(k.kind, name, namespace, settings)
+        return obj if obj is not None and obj.ready != "Unknown" else None
+
+    return kube.wait_for(idle, timeout if timeout is not None else settings.timeout,
+                         f"{k.kind}/{name} to finish its current reconcile", None, interval=0.1,
+                         resource=f"{k.kind}/{name}", namespace=namespace)
+
+
 def dependency_chain(kustomization: str, *, settings: Settings | None = None) -> list[str]:
     """The Kustomization and everything it ``dependsOn`` (recursively), dependencies first."""
     settings = settings or get_settings()
@@ -1236,9 +1256,11 @@ def parse_duration(text: str) -> float:
     return sum(float(n) * units[u] for n, u in parts)
 
 
-#: Seconds allowed beyond an interval: controllers add up to 5% jitter, a reconcile of the
-#: lab's objects takes well under a second, and polling adds 0.05 s.
-SLACK = 3.0
+#: Seconds allowed beyond an interval: a reconcile of the lab's objects takes well under a
+#: second, polling adds 0.05 s, and a busy machine a little more.
+SLACK = 5.0
+#: Controllers spread intervals by a few percent (``--interval-jitter-percentage``).
+JITTER = 0.1
 #: kustomize-controller's ``--requeue-dependency`` default: how long a Kustomization whose
 #: ``dependsOn`` is not Ready at the new revision waits before trying again.
 REQUEUE_DEPENDENCY = 30.0
@@ -1258,10 +1280,12 @@ def time_to_revert(*, forced: bool, kustomization: str = "apps", name: str = "ec
     if ks is None or ks.suspended:
         raise LabError(f"Kustomization {kustomization} is {'suspended' if ks else 'missing'}",
                        next_step=f"run `flux.resume('Kustomization', '{kustomization}')`")
+    if forced:
+        wait_idle("Kustomization", kustomization, settings=settings)
     d = scale("Deployment", name, namespace, replicas, settings=settings)
     if forced:
         flux.request_reconcile("Kustomization", kustomization, settings=settings)
-    bound = 0.0 if forced else parse_duration(interval) + SLACK
+    bound = 0.0 if forced else parse_duration(interval) * (1 + JITTER) + SLACK
     r = wait_reverted(d, timeout if timeout is not None else max(bound + 30, settings.timeout),
                       settings=settings, progress=progress)
     return Timing("time-to-revert", "forced" if forced else f"interval {interval}", r.seconds,
@@ -1296,6 +1320,8 @@ def commit_to_applied(*, forced: bool, key: str = "stopwatch", name: str = "welc
     src = kube.get_object(flux.KINDS["GitRepository"].api_version, "GitRepository",
                           "flux-system", flux.NAMESPACE, settings) or {}
     interval = str((src.get("spec") or {}).get("interval") or "1m")
+    if forced:
+        wait_idle("Kustomization", kustomization, settings=settings)
     repo.push()
     start = time.monotonic()
     if forced:  # the last Kustomization is only asked: the clock stops when the data arrives
@@ -1303,7 +1329,8 @@ def commit_to_applied(*, forced: bool, key: str = "stopwatch", name: str = "welc
                         progress=None)
     # Unforced: the GitRepository notices the commit within its interval; a Kustomization
     # with dependsOn may then wait kustomize-controller's --requeue-dependency (30s).
-    bound = 0.0 if forced else parse_duration(interval) + REQUEUE_DEPENDENCY + SLACK
+    bound = 0.0 if forced else (parse_duration(interval) * (1 + JITTER)
+                                 + REQUEUE_DEPENDENCY + SLACK)
 
     def arrived() -> bool:
         cm = kube.get_object("v1", "ConfigMap", name, namespace, settings) or {}

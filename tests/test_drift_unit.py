@@ -263,3 +263,31 @@ def test_split_docs_round_trips_multi_document_files() -> None:
     assert "".join(chunks) == text
     assert [yaml.safe_load(c) for c in chunks] == [
         None, {"kind": "A"}, {"kind": "B", "metadata": {"name": "b"}}]
+
+
+def test_drift_widgets_present_the_report_without_a_cluster() -> None:
+    from homekube_lab import widgets_drift
+
+    report = drift.DriftReport("Kustomization/flux-system/apps", "kustomize-controller",
+                               "main@sha1:" + "a" * 40, "enabled", objects=["ConfigMap/x/y"],
+                               diffs=[FieldDiff("ConfigMap/x/y", "/data/k", "git", "<b>", "kubectl-edit")])
+    page = widgets_drift.report_html(report)
+    assert "OutOfSync" in page and "main@aaaaaaa" in page and "&lt;b&gt;" in page
+    assert "Synced" in widgets_drift.report_html(drift.DriftReport("K/a", "m", "r", "enabled"))
+    table = widgets_drift.timings_text([Timing("time-to-revert", "forced", 0.24, 0.0),
+                                        Timing("time-to-revert", "interval 5s", 9.0, 8.0)])
+    assert table.splitlines()[1].split() == ["time-to-revert", "forced", "0.2", "-", "yes"]
+    assert table.splitlines()[2].endswith("NO")
+
+
+def test_stopwatch_plot_draws_one_group_per_trigger(monkeypatch: pytest.MonkeyPatch) -> None:
+    from homekube_lab import widgets_drift
+
+    monkeypatch.setenv("HOMEKUBE_HEADLESS", "1")
+    fig = widgets_drift.plot_stopwatch([Timing("time-to-revert", "forced", 0.2, 0.0),
+                                        Timing("time-to-revert", "forced", 0.3, 0.0),
+                                        Timing("time-to-revert", "interval 10s", 9.5, 16.0)])
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        "time-to-revert\nforced", "time-to-revert\ninterval 10s"]
+    assert len(ax.collections) == 3  # two scatter groups + one dashed bound

@@ -1,0 +1,132 @@
+"""Drift stopwatch benchmark: how fast Flux corrects drift and applies commits, measured.
+
+Why: issue 5 sets targets — time-to-revert after a forced reconcile ≤ 2 s, commit → applied
+with a forced reconcile ≤ 3 s, and without one bounded by the interval. This starts its own
+embedded cluster in a temporary state dir (never the learner's), bootstraps Flux, installs
+hello-web like lesson 02, measures, prints a table, and always stops the cluster::
+
+    python benchmarks/drift_bench.py                 # defaults: 5 forced runs, 10s intervals
+    python benchmarks/drift_bench.py --runs 10 --source-interval 15s --apps-interval 5s
+    python benchmarks/drift_bench.py --keep-state    # leave the state dir for inspection
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from homekube_lab import drift, flux, gitops
+from homekube_lab.embedded import cluster
+from homekube_lab.settings import Settings
+
+APPS = "clusters/apps/local"
+NS = "homekube-apps"
+
+
+def _timed(label: str, fn: Callable[[], object]) -> object:
+    start = time.monotonic()
+    out = fn()
+    print(f"  {label}: {time.monotonic() - start:.1f}s", flush=True)
+    return out
+
+
+def _install_hello_web(s: Settings) -> None:
+    repo = gitops.LearnerRepo(s)
+    repo.pull()
+    if f"{APPS}/hello-web.yaml" not in repo.files(APPS):
+        repo.write(f"{APPS}/hello-web.yaml", gitops.example_text("helmrelease-hello-web"))
+        repo.add_to_kustomization(APPS, "hello-web.yaml")
+        repo.commit("Add the hello-web HelmRelease")
+        repo.push()
+    flux.sync(settings=s, progress=None)
+    flux.wait_ready("HelmRelease", "hello-web", NS, settings=s, progress=None)
+
+
+def _helm_revert(s: Settings) -> drift.Timing:
+    drift.wait_idle("HelmRelease", "hello-web", NS, settings=s)
+    d = drift.scale("Deployment", "hello-web", NS, 3, settings=s)
+    flux.request_reconcile("HelmRelease", "hello-web", NS, s)
+    r = drift.wait_reverted(d, 60, settings=s, progress=None)
+    return drift.Timing("time-to-revert (HelmRelease, enabled)", "forced", r.seconds, 0.0)
+
+
+def measure(s: Settings, runs: int, source_interval: str, apps_interval: str) -> list[drift.Timing]:
+    out: list[drift.Timing] = []
+    print("forced time-to-revert (kubectl scale echo; reconcile.fluxcd.io/requestedAt):")
+    for _ in range(runs):
+        out.append(drift.time_to_revert(forced=True, settings=s, progress=None))
+    print("forced commit → applied (push; GitRepository, infrastructure, apps requested):")
+    for _ in range(runs):
+        out.append(drift.commit_to_applied(forced=True, settings=s, progress=None))
+    print(f"unforced commit → applied (GitRepository interval {source_interval}):")
+    drift.set_interval("GitRepository", "flux-system", source_interval, settings=s)
+    out.append(drift.commit_to_applied(forced=False, settings=s, progress=None))
+    drift.set_interval("GitRepository", "flux-system", "1m0s", settings=s)
+    drift.clear_stopwatch(settings=s, progress=None)
+    print(f"unforced time-to-revert (apps interval {apps_interval}):")
+    drift.set_interval("Kustomization", "apps", apps_interval, settings=s)
+    out.append(drift.time_to_revert(forced=False, settings=s, progress=None))
+    drift.set_interval("Kustomization", "apps", "1m", settings=s)
+    print("HelmRelease drift, driftDetection enabled, forced:")
+    drift.set_drift_detection("enabled", settings=s)
+    for _ in range(runs):
+        out.append(_helm_revert(s))
+    drift.set_drift_detection(None, settings=s)
+    return out
+
+
+def summarize(timings: list[drift.Timing]) -> str:
+    groups: dict[tuple[str, str], list[drift.Timing]] = {}
+    for t in timings:
+        groups.setdefault((t.what, t.trigger), []).append(t)
+    lines = [f"{'MEASURED':40} {'TRIGGER':30} {'N':>2} {'MEDIAN':>7} {'MAX':>7} {'BOUND':>6}"]
+    for (what, trigger), items in groups.items():
+        secs = [t.seconds for t in items]
+        bound = max(t.bound for t in items)
+        lines.append(f"{what:40} {trigger:30} {len(secs):>2} {statistics.median(secs):>6.2f}s "
+                     f"{max(secs):>6.2f}s {f'{bound:.0f}s' if bound else '-':>6}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5, help="forced readings per kind (default 5)")
+    ap.add_argument("--source-interval", default="10s",
+                    help="GitRepository interval for the unforced commit (default 10s)")
+    ap.add_argument("--apps-interval", default="10s",
+                    help="apps interval for the unforced revert (default 10s)")
+    ap.add_argument("--keep-state", action="store_true", help="do not delete the state dir")
+    args = ap.parse_args(argv)
+
+    state = Path(tempfile.mkdtemp(prefix="homekube-drift-bench-"))
+    os.environ["HOMEKUBE_STATE_DIR"] = str(state)
+    s = Settings.from_env()
+    print(f"state dir: {state}")
+    try:
+        _timed("homekube-lab up", lambda: cluster.up(s, progress=lambda m: None))
+        _timed("flux bootstrap", lambda: flux.bootstrap(s, progress=None))
+        _timed("hello-web installed (commit, sync, Ready)", lambda: _install_hello_web(s))
+        timings = measure(s, args.runs, args.source_interval, args.apps_interval)
+    finally:
+        cluster.down(s, progress=lambda m: None)
+        if not args.keep_state:
+            shutil.rmtree(state, ignore_errors=True)
+    print()
+    print(summarize(timings))
+    bad = [t for t in timings if not t.within_bound
+           or (t.trigger == "forced" and t.what == "time-to-revert" and t.seconds > 2.0)
+           or (t.trigger == "forced" and t.what == "commit → applied" and t.seconds > 3.0)]
+    print("\ntargets: forced time-to-revert ≤ 2s, forced commit → applied ≤ 3s, "
+          f"unforced within interval bound — {'MISSED ' + str(len(bad)) if bad else 'all met'}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
