@@ -167,10 +167,7 @@ def plot_stopwatch(timings: Sequence[drift.Timing], *, title: str = "Drift stopw
 
     Returns the matplotlib Figure (Jupyter shows it; headless it can be saved).
     """
-    import matplotlib
-
-    if not is_live():
-        matplotlib.use("Agg", force=False)
+    # Jupyter (live or papermill) draws inline; a plain shell without a display gets Agg.
     import matplotlib.pyplot as plt
 
     groups: dict[str, list[drift.Timing]] = {}
