@@ -1050,8 +1050,8 @@ def _find_manifest(repo: Any, kind: str, name: str, namespace: str) -> tuple[str
             if meta.get("name") == name and (meta.get("namespace") or namespace) == namespace:
                 return rel, i, doc
     raise LabError(f"no {kind} {namespace}/{name} in your repository's clusters/",
-                   next_step="run `git -C ~/.local/state/homekube-lab/work/homekube log` and "
-                   "check the file is committed (lesson 02 adds hello-web)")
+                   next_step=f"run `git -C {repo.path} log --stat` and check the file is "
+                   "committed (lesson 02 adds hello-web)")
 
 
 def _owning_kustomization(rel: str, settings: Settings) -> str:

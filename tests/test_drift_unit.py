@@ -291,3 +291,21 @@ def test_stopwatch_plot_draws_one_group_per_trigger(monkeypatch: pytest.MonkeyPa
     assert [t.get_text() for t in ax.get_xticklabels()] == [
         "time-to-revert\nforced", "time-to-revert\ninterval 10s"]
     assert len(ax.collections) == 3  # two scatter groups + one dashed bound
+
+
+def test_live_drift_view_builds_widgets_and_reconcile_button(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ipywidgets panel, with the cluster calls replaced by canned data (presentation only)."""
+    from homekube_lab import flux, widgets_drift
+
+    report = drift.DriftReport("Kustomization/flux-system/apps", "kustomize-controller", "r",
+                               "enabled", diffs=[FieldDiff("Deployment/a/b", "/spec/replicas", 1, 3)])
+    calls: list[str] = []
+    monkeypatch.setattr(drift, "diff", lambda *a, **k: calls.append("diff") or report)
+    monkeypatch.setattr(drift, "reconcile_now", lambda *a, **k: calls.append("reconcile") or
+                        flux.FluxObject("Kustomization", "flux-system", "apps", "True", "", "", "",
+                                        False, 1, 1, "", ""))
+    view = widgets_drift.DriftView("ks", "apps", live=True)
+    view.refresh()
+    assert "OutOfSync" in view._body.value and "/spec/replicas" in view._body.value
+    view._reconcile.click()
+    assert calls == ["diff", "reconcile", "diff"]
