@@ -518,6 +518,20 @@ class LearnerRepo:
         head = self.push()
         return ResetResult(ref, backup_sha, head)
 
+    def point_charts_at(self, charts_url: str) -> str | None:
+        """If the repo's HelmRepository points elsewhere (the lab's chart server moved to
+        another port), fix the URL in a commit of its own and push it. Returns the new
+        commit, or None when nothing needed to change."""
+        charts_url = charts_url.rstrip("/") + "/"
+        current = self._current_charts_url()
+        if current == charts_url:
+            return None
+        path = self.path / "clusters/infrastructure/local/helmrepository.yaml"
+        path.write_text(path.read_text(encoding="utf-8").replace(current, charts_url), encoding="utf-8")
+        sha = self.commit(f"Point the HelmRepository at the lab's chart server ({charts_url})")
+        self.push()
+        return sha
+
     def _current_charts_url(self) -> str:
         path = self.path / "clusters/infrastructure/local/helmrepository.yaml"
         try:

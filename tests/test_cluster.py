@@ -274,3 +274,33 @@ def test_lifecycle_idempotent_up_crash_recovery_and_clean_down(tmp_path: Path) -
         down = cli("down")
     assert down.returncode == 0, down.stderr
     assert processes.leftovers(tmp_path / "state") == []
+
+
+def test_learner_repo_follows_a_moved_git_server(tmp_path: Path) -> None:
+    """`down --purge` keeps the learner's repo and the Git server's port; if that port is
+    taken at the next `up`, the HelmRepository URL in the repo is fixed by a commit."""
+    import socket
+
+    from homekube_lab.gitops import LearnerRepo
+
+    settings = Settings.from_env({**os.environ, "HOMEKUBE_STATE_DIR": str(tmp_path / "state")})
+    quiet = lambda m: None  # noqa: E731
+    try:
+        first = embedded.up(settings, progress=quiet)
+        embedded.down(settings, purge=True, progress=quiet)
+        assert (settings.workdir / ".git").is_dir(), "purge must keep the learner's repository"
+        with socket.socket() as blocker:
+            blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            blocker.bind(("127.0.0.1", first.ports["git-server"]))
+            blocker.listen()
+            second = embedded.up(settings, progress=quiet)
+        assert second.ports["git-server"] != first.ports["git-server"]
+        repo = LearnerRepo(settings)
+        url = repo._current_charts_url()
+        assert url == second.charts_url
+        assert repo.log(1)[0].subject.startswith("Point the HelmRepository")
+        third = embedded.down(settings, progress=quiet) and embedded.up(settings, progress=quiet)
+        assert third.ports["git-server"] == second.ports["git-server"]
+    finally:
+        embedded.down(settings, progress=quiet)
+    assert processes.leftovers(settings.state_dir) == []

@@ -92,7 +92,10 @@ def _free_port() -> int:
 
 
 def _port_free(port: int) -> bool:
+    """True if nothing listens on 127.0.0.1:port. SO_REUSEADDR as our servers use it, so a
+    port whose last connections are in TIME_WAIT (just after `down`) counts as free."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -167,14 +170,24 @@ class _Stack:
         self.meta = _read_json(settings.cluster_file)
 
     # ports & urls ------------------------------------------------------------
+    @property
+    def git_port_file(self) -> Path:
+        """The Git server's port, kept beside the repositories: it survives ``down --purge``
+        because the learner's repo has it committed (the HelmRepository URL)."""
+        return self.s.git_dir / "server-port"
+
     def allocate_ports(self) -> dict[str, int]:
         ports: dict[str, int] = dict(self.meta.get("ports", {}))
+        if "git-server" not in ports and self.git_port_file.is_file():
+            ports["git-server"] = int(self.git_port_file.read_text().strip())
         for name in _PORTS:
             running = processes.running(name if name != "etcd-peer" else "etcd", self.s.run_dir)
             if name in ports and (running or _port_free(ports[name])):
                 continue
             ports[name] = _free_port()
         self.meta["ports"] = ports
+        self.s.git_dir.mkdir(parents=True, exist_ok=True)
+        self.git_port_file.write_text(str(ports["git-server"]))
         return ports
 
     @property
@@ -450,11 +463,12 @@ def _prepare_git(stack: _Stack, progress: Progress) -> None:
 
     charts_dir = stack.s.state_dir / "charts"
     src = Path(__file__).parent.parent / "data" / "charts"
-    if not (charts_dir / "index.yaml").exists():
-        charts = package_charts(src, charts_dir, stack.charts_url, toolchain.path("helm", stack.s))
-        progress(f"Helm repository: {', '.join(f'{c.name}-{c.version}' for c in charts)}")
+    # Always (re)package (~0.3 s): index.yaml carries the server's URL, port included.
+    charts = package_charts(src, charts_dir, stack.charts_url, toolchain.path("helm", stack.s))
+    progress(f"Helm repository: {', '.join(f'{c.name}-{c.version}' for c in charts)}")
     repo = gitops.LearnerRepo(stack.s)
     repo.seed(stack.git_url, stack.charts_url)
+    repo.point_charts_at(stack.charts_url)
 
 
 # --------------------------------------------------------------------------- status / down / env
