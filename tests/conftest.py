@@ -50,7 +50,7 @@ def embedded_cluster(state: Path) -> Iterator[tuple[Settings, object]]:
         info = embedded.up(settings, progress=lambda m: print(f"[up] {m}"))
         yield settings, info
     finally:
-        _keep_logs(settings, ARTIFACTS / "cluster-logs" / f"{state.parent.parent.name}-{state.name}")
+        _keep_logs(settings, ARTIFACTS / "cluster-logs" / f"{state.parent.name}-{state.name}")
         embedded.down(settings, progress=lambda m: print(f"[down] {m}"))
         if old is None:
             os.environ.pop("HOMEKUBE_STATE_DIR", None)
