@@ -38,13 +38,7 @@ def _timed(label: str, fn: Callable[[], object]) -> object:
 
 
 def _install_hello_web(s: Settings) -> None:
-    repo = gitops.LearnerRepo(s)
-    repo.pull()
-    if f"{APPS}/hello-web.yaml" not in repo.files(APPS):
-        repo.write(f"{APPS}/hello-web.yaml", gitops.example_text("helmrelease-hello-web"))
-        repo.add_to_kustomization(APPS, "hello-web.yaml")
-        repo.commit("Add the hello-web HelmRelease")
-        repo.push()
+    gitops.LearnerRepo(s).add_example("helmrelease-hello-web", APPS, "Add the hello-web HelmRelease")
     flux.sync(settings=s, progress=None)
     flux.wait_ready("HelmRelease", "hello-web", NS, settings=s, progress=None)
 

@@ -385,6 +385,24 @@ class LearnerRepo:
         target.write_text(text, encoding="utf-8")
         return target
 
+    def add_example(self, example: str, directory: str, message: str) -> str | None:
+        """Commit and push the shipped ``example`` as ``<directory>/<example-kind-free name>``
+        listed in that directory's kustomization.yaml — only if it is not there yet (a
+        learner's edits to it are kept). Returns the new commit, or None if it was there.
+
+        ``add_example("helmrelease-hello-web", "clusters/apps/local", "Add hello-web")``
+        writes ``clusters/apps/local/hello-web.yaml``.
+        """
+        filename = example.split("-", 1)[1] + ".yaml" if "-" in example else f"{example}.yaml"
+        self.pull()
+        if f"{directory}/{filename}" in self.files(directory):
+            return None
+        self.write(f"{directory}/{filename}", example_text(example))
+        self.add_to_kustomization(directory, filename)
+        sha = self.commit(message)
+        self.push()
+        return sha
+
     def add_to_kustomization(self, directory: str, resource: str) -> Path:
         """List ``resource`` (a path relative to ``directory``) in its kustomization.yaml.
 

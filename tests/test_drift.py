@@ -25,13 +25,8 @@ def hello_web(lab_settings: Settings, cluster: object) -> Iterator[Settings]:
     if flux.get("Kustomization", "flux-system", settings=lab_settings) is None:
         flux.bootstrap(lab_settings, progress=None)
     flux.sync(settings=lab_settings, progress=None)
-    repo = gitops.LearnerRepo(lab_settings)
-    repo.pull()
-    if f"{APPS}/hello-web.yaml" not in repo.files(APPS):
-        repo.write(f"{APPS}/hello-web.yaml", gitops.example_text("helmrelease-hello-web"))
-        repo.add_to_kustomization(APPS, "hello-web.yaml")
-        repo.commit("Add the hello-web HelmRelease")
-        repo.push()
+    if gitops.LearnerRepo(lab_settings).add_example("helmrelease-hello-web", APPS,
+                                                    "Add the hello-web HelmRelease"):
         flux.sync(settings=lab_settings, progress=None)
     flux.wait_ready("HelmRelease", "hello-web", NS, settings=lab_settings, progress=None)
     yield lab_settings

@@ -220,3 +220,19 @@ def test_append_resource_keeps_comments():
     assert out is not None and "# first" in out and "# top" in out
     assert yaml.safe_load(out)["resources"] == ["a.yaml", "b.yaml", "c.yaml"]
     assert yaml.safe_load(out)["namePrefix"] == "x-"
+
+
+def test_add_example_commits_once_and_keeps_learner_edits(lab):
+    settings, remote, charts_url = lab
+    repo = gitops.LearnerRepo(settings)
+    repo.seed(remote, charts_url)
+    sha = repo.add_example("helmrelease-hello-web", "clusters/apps/local", "Add hello-web")
+    assert sha and repo.log(1)[0].subject == "Add hello-web"
+    kust = yaml.safe_load((repo.path / "clusters/apps/local/kustomization.yaml").read_text())
+    assert "hello-web.yaml" in kust["resources"]
+    repo.write("clusters/apps/local/hello-web.yaml",
+               repo.path.joinpath("clusters/apps/local/hello-web.yaml").read_text() + "# mine\n")
+    repo.commit("my edit")
+    repo.push()
+    assert repo.add_example("helmrelease-hello-web", "clusters/apps/local", "again") is None
+    assert repo.path.joinpath("clusters/apps/local/hello-web.yaml").read_text().endswith("# mine\n")
