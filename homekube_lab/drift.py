@@ -747,7 +747,27 @@ def _require(api_version: str, kind: str, name: str, namespace: str,
         raise LabError(f"{kind} {namespace}/{name} does not exist, so it cannot drift",
                        next_step=f"run `kubectl get {kind.lower()} -n {namespace}`; if Flux "
                        "should create it, `flux.reconcile('Kustomization', 'apps')`")
+    _settle_owners(obj, settings)
     return obj
+
+
+#: Labels Flux puts on what it applies: which Kustomization / HelmRelease owns an object.
+_OWNER_LABELS = (("Kustomization", "kustomize.toolkit.fluxcd.io"), ("HelmRelease", "helm.toolkit.fluxcd.io"))
+
+
+def _settle_owners(obj: dict[str, Any], settings: Settings) -> None:
+    """Wait until the Flux objects that own ``obj`` are not mid-reconcile.
+
+    Drift is caused from a settled state. A Kustomization with ``wait: true`` spends a few
+    seconds in health checks after each apply; deleting one of its objects *during* that
+    phase leaves the reconcile waiting for the object until its timeout (minutes) — real
+    Flux behaviour, but not the lesson being taught, and a source of flaky timings.
+    """
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    for kind, prefix in _OWNER_LABELS:
+        name, ns = labels.get(f"{prefix}/name"), labels.get(f"{prefix}/namespace")
+        if name and ns:
+            wait_idle(kind, name, ns, settings=settings)
 
 
 def _record(api_version: str, kind: str, name: str, namespace: str, path: str, before: Any,
