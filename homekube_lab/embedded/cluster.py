@@ -37,7 +37,7 @@ from .._cmd import run
 from ..errors import ClusterNotRunning, LabError
 from ..settings import Settings, get_settings
 from . import processes
-from .pki import PKI, SERVICE_CIDR
+from .pki import PKI, SERVICE_CIDR, write_private
 
 Progress = Callable[[str], None]
 
@@ -128,7 +128,10 @@ def _https_status(url: str, *, ca: Path | None = None, cert: Path | None = None,
                   key: Path | None = None, timeout: float = 2.0) -> int:
     """HTTP status of a GET (0 if unreachable). Without ``ca`` the server cert is not checked
     (kube-controller-manager and kube-scheduler serve self-signed certificates)."""
-    ctx = ssl.create_default_context(cafile=str(ca)) if ca else ssl._create_unverified_context()
+    ctx = ssl.create_default_context(cafile=str(ca) if ca else None)
+    if ca is None:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
     if cert and key:
         ctx.load_cert_chain(str(cert), str(key))
     try:
@@ -388,8 +391,6 @@ def up(settings: Settings | None = None, progress: Progress = print, *, fresh: b
     stack.allocate_ports()
     stack.pki.ensure(stack.meta["advertise_ip"])
     for stem in ("admin", "kube-controller-manager", "kube-scheduler", "kwok", "flux"):
-        from .pki import write_private
-
         write_private(stack.kubeconfig_for(stem),
                       stack.pki.kubeconfig(stem, stack.server, cluster=CLUSTER_NAME).encode())
     write_private(settings.kubeconfig, stack.pki.kubeconfig("admin", stack.server, cluster=CLUSTER_NAME,
