@@ -19,13 +19,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from . import flux, kube
+from .toolchain import pins
 from .errors import LabError
 from .settings import Settings, get_settings
 
 #: The Deployments ``flux bootstrap`` creates in flux-system (the lab runs their
-#: controllers as local processes while these exist).
-FLUX_CONTROLLERS = ("helm-controller", "kustomize-controller", "notification-controller",
-                    "source-controller")
+#: controllers as local processes while these exist), in the order messages name them.
+FLUX_CONTROLLERS = tuple(sorted(pins.FLUX_CONTROLLERS))
 
 
 class CheckpointFailed(LabError):
