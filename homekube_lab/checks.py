@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from . import flux, kube
-from .toolchain import pins
 from .errors import LabError
 from .settings import Settings, get_settings
+from .toolchain import pins
 
 #: The Deployments ``flux bootstrap`` creates in flux-system (the lab runs their
 #: controllers as local processes while these exist), in the order messages name them.
