@@ -1324,18 +1324,8 @@ def commit_to_applied(*, forced: bool, key: str = "stopwatch", name: str = "welc
     settings = settings or get_settings()
     repo = LearnerRepo(settings)
     repo.pull()
-    rel, index, doc = _find_manifest(repo, "ConfigMap", name, namespace)
     value = f"commit at {_now()}"
-    text = (repo.path / rel).read_text(encoding="utf-8")
-    chunks = _split_docs(text)
-    data = dict(doc.get("data") or {})
-    data[key] = value
-    wanted = {**doc, "data": data}
-    new_chunk = _set_data_key_text(chunks[index], key, value)
-    if new_chunk is None or yaml.safe_load(new_chunk) != wanted:
-        new_chunk = yaml.safe_dump(wanted, sort_keys=False, default_flow_style=False)
-    chunks[index] = new_chunk
-    repo.write(rel, "".join(chunks))
+    _write_configmap_key(repo, name, namespace, key, value)
     repo.commit(f"Stopwatch: {name} {key}")
     src = kube.get_object(flux.KINDS["GitRepository"].api_version, "GitRepository",
                           "flux-system", flux.NAMESPACE, settings) or {}
@@ -1361,6 +1351,27 @@ def commit_to_applied(*, forced: bool, key: str = "stopwatch", name: str = "welc
                   interval=0.05, resource=f"ConfigMap/{name}", namespace=namespace)
     return Timing("commit → applied", "forced" if forced else f"GitRepository interval {interval}",
                   time.monotonic() - start, bound)
+
+
+def _write_configmap_key(repo: Any, name: str, namespace: str, key: str, value: str | None) -> bool:
+    """Set (or, with None, remove) ``data.<key>`` of a ConfigMap in the learner's repo,
+    keeping the file's comments where possible. False if there was nothing to remove."""
+    rel, index, doc = _find_manifest(repo, "ConfigMap", name, namespace)
+    data = dict(doc.get("data") or {})
+    if value is None:
+        if key not in data:
+            return False
+        del data[key]
+    else:
+        data[key] = value
+    wanted = {**doc, "data": data}
+    chunks = _split_docs((repo.path / rel).read_text(encoding="utf-8"))
+    new_chunk = _set_data_key_text(chunks[index], key, value)
+    if new_chunk is None or yaml.safe_load(new_chunk) != wanted:
+        new_chunk = yaml.safe_dump(wanted, sort_keys=False, default_flow_style=False)
+    chunks[index] = new_chunk
+    repo.write(rel, "".join(chunks))
+    return True
 
 
 def _set_data_key_text(text: str, key: str, value: str | None) -> str | None:
@@ -1393,17 +1404,8 @@ def clear_stopwatch(key: str = "stopwatch", name: str = "welcome",
     settings = settings or get_settings()
     repo = LearnerRepo(settings)
     repo.pull()
-    rel, index, doc = _find_manifest(repo, "ConfigMap", name, namespace)
-    if key not in (doc.get("data") or {}):
+    if not _write_configmap_key(repo, name, namespace, key, None):
         return ""
-    text = (repo.path / rel).read_text(encoding="utf-8")
-    chunks = _split_docs(text)
-    wanted = {**doc, "data": {k: v for k, v in (doc.get("data") or {}).items() if k != key}}
-    new_chunk = _set_data_key_text(chunks[index], key, None)
-    if new_chunk is None or yaml.safe_load(new_chunk) != wanted:
-        new_chunk = yaml.safe_dump(wanted, sort_keys=False, default_flow_style=False)
-    chunks[index] = new_chunk
-    repo.write(rel, "".join(chunks))
     repo.commit(f"Stopwatch done: remove {key} from {name}")
     sha = repo.push()
     reconcile_chain(kustomization, settings=settings, progress=progress)
