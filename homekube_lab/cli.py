@@ -79,7 +79,11 @@ def cmd_down(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from .embedded import cluster
 
-    rows = cluster.status(get_settings())
+    settings = get_settings()
+    rows = cluster.status(settings)
+    if not rows and not args.json:
+        print(f"no embedded cluster in {settings.state_dir}: run `homekube-lab up`", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps([r.to_dict() for r in rows], indent=2))
     else:
