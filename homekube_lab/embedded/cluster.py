@@ -85,24 +85,6 @@ class ComponentStatus:
 # --------------------------------------------------------------------------- helpers
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _port_free(port: int) -> bool:
-    """True if nothing listens on 127.0.0.1:port. SO_REUSEADDR as our servers use it, so a
-    port whose last connections are in TIME_WAIT (just after `down`) counts as free."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def advertise_ip() -> str:
     """A non-loopback local IPv4 address for --advertise-address.
 
@@ -185,9 +167,9 @@ class _Stack:
             ports["git-server"] = int(self.git_port_file.read_text().strip())
         for name in _PORTS:
             running = processes.running(name if name != "etcd-peer" else "etcd", self.s.run_dir)
-            if name in ports and (running or _port_free(ports[name])):
+            if name in ports and (running or processes.port_free(ports[name])):
                 continue
-            ports[name] = _free_port()
+            ports[name] = processes.free_port()
         self.meta["ports"] = ports
         self.s.git_dir.mkdir(parents=True, exist_ok=True)
         self.git_port_file.write_text(str(ports["git-server"]))

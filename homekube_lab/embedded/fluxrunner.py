@@ -30,7 +30,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -41,6 +40,7 @@ from pathlib import Path
 from .. import toolchain
 from ..settings import Settings
 from ..toolchain.pins import FLUX_CONTROLLERS
+from .processes import free_port
 
 NAMESPACE = "flux-system"
 #: CRDs a controller needs before it can start (it would exit otherwise).
@@ -58,12 +58,6 @@ REQUIRED_CRDS = {
 POLL_SECONDS = 1.0
 #: Crash back-off, like the kubelet's: 2s doubling to 60s.
 BACKOFF_START, BACKOFF_MAX = 2.0, 60.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _die_with_parent() -> None:
@@ -130,12 +124,12 @@ class Runner:
 
     @staticmethod
     def _new_ports(name: str) -> dict[str, int]:
-        ports = {"metrics": _free_port(), "health": _free_port()}
+        ports = {"metrics": free_port(), "health": free_port()}
         if name == "source-controller":
-            ports["storage"] = _free_port()
+            ports["storage"] = free_port()
         if name == "notification-controller":
-            ports["events"] = _free_port()
-            ports["receiver"] = _free_port()
+            ports["events"] = free_port()
+            ports["receiver"] = free_port()
         return ports
 
     # translation ---------------------------------------------------------------

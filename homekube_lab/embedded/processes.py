@@ -17,12 +17,32 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import psutil
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on at 127.0.0.1 now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_free(port: int) -> bool:
+    """True if nothing listens on 127.0.0.1:port. SO_REUSEADDR as our servers use it, so a
+    port whose last connections are in TIME_WAIT (just after `down`) counts as free."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _pidfile(name: str, run_dir: Path) -> Path:
