@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from homekube_lab import drift, flux, gitops
+from homekube_lab import drift, flux, gitops, lab, stopwatch
 from homekube_lab.embedded import cluster
 from homekube_lab.settings import Settings
 
@@ -43,41 +43,41 @@ def _install_hello_web(s: Settings) -> None:
     flux.wait_ready("HelmRelease", "hello-web", NS, settings=s, progress=None)
 
 
-def _helm_revert(s: Settings) -> drift.Timing:
-    drift.wait_idle("HelmRelease", "hello-web", NS, settings=s)
+def _helm_revert(s: Settings) -> stopwatch.Timing:
+    flux.wait_idle("HelmRelease", "hello-web", NS, settings=s)
     d = drift.scale("Deployment", "hello-web", NS, 3, settings=s)
     flux.request_reconcile("HelmRelease", "hello-web", NS, s)
     r = drift.wait_reverted(d, 60, settings=s, progress=None)
-    return drift.Timing("time-to-revert (HelmRelease, enabled)", "forced", r.seconds, 0.0)
+    return stopwatch.Timing("time-to-revert (HelmRelease, enabled)", "forced", r.seconds, 0.0)
 
 
-def measure(s: Settings, runs: int, source_interval: str, apps_interval: str) -> list[drift.Timing]:
-    out: list[drift.Timing] = []
+def measure(s: Settings, runs: int, source_interval: str, apps_interval: str) -> list[stopwatch.Timing]:
+    out: list[stopwatch.Timing] = []
     print("forced time-to-revert (kubectl scale echo; reconcile.fluxcd.io/requestedAt):")
     for _ in range(runs):
-        out.append(drift.time_to_revert(forced=True, settings=s, progress=None))
+        out.append(stopwatch.time_to_revert(forced=True, settings=s, progress=None))
     print("forced commit → applied (push; GitRepository, infrastructure, apps requested):")
     for _ in range(runs):
-        out.append(drift.commit_to_applied(forced=True, settings=s, progress=None))
+        out.append(stopwatch.commit_to_applied(forced=True, settings=s, progress=None))
     print(f"unforced commit → applied (GitRepository interval {source_interval}):")
-    drift.set_interval("GitRepository", "flux-system", source_interval, settings=s)
-    out.append(drift.commit_to_applied(forced=False, settings=s, progress=None))
-    drift.set_interval("GitRepository", "flux-system", "1m0s", settings=s)
-    drift.clear_stopwatch(settings=s, progress=None)
+    gitops.set_interval("GitRepository", "flux-system", source_interval, settings=s)
+    out.append(stopwatch.commit_to_applied(forced=False, settings=s, progress=None))
+    gitops.set_interval("GitRepository", "flux-system", "1m0s", settings=s)
+    stopwatch.clear_stopwatch(settings=s, progress=None)
     print(f"unforced time-to-revert (apps interval {apps_interval}):")
-    drift.set_interval("Kustomization", "apps", apps_interval, settings=s)
-    out.append(drift.time_to_revert(forced=False, settings=s, progress=None))
-    drift.set_interval("Kustomization", "apps", "1m", settings=s)
+    gitops.set_interval("Kustomization", "apps", apps_interval, settings=s)
+    out.append(stopwatch.time_to_revert(forced=False, settings=s, progress=None))
+    gitops.set_interval("Kustomization", "apps", "1m", settings=s)
     print("HelmRelease drift, driftDetection enabled, forced:")
-    drift.set_drift_detection("enabled", settings=s)
+    gitops.set_drift_detection("enabled", settings=s)
     for _ in range(runs):
         out.append(_helm_revert(s))
-    drift.set_drift_detection(None, settings=s)
+    gitops.set_drift_detection(None, settings=s)
     return out
 
 
-def summarize(timings: list[drift.Timing]) -> str:
-    groups: dict[tuple[str, str], list[drift.Timing]] = {}
+def summarize(timings: list[stopwatch.Timing]) -> str:
+    groups: dict[tuple[str, str], list[stopwatch.Timing]] = {}
     for t in timings:
         groups.setdefault((t.what, t.trigger), []).append(t)
     lines = [f"{'MEASURED':40} {'TRIGGER':30} {'N':>2} {'MEDIAN':>7} {'MAX':>7} {'BOUND':>6}"]
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     s = Settings.from_env()
     print(f"state dir: {state}")
     try:
-        _timed("homekube-lab up", lambda: cluster.up(s, progress=lambda m: None))
+        _timed("homekube-lab up", lambda: lab.up(s, progress=lambda m: None))
         _timed("flux bootstrap", lambda: flux.bootstrap(s, progress=None))
         _timed("hello-web installed (commit, sync, Ready)", lambda: _install_hello_web(s))
         timings = measure(s, args.runs, args.source_interval, args.apps_interval)

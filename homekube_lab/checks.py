@@ -16,11 +16,15 @@ Lessons 03–04 append their drift checkpoints at the end of this file.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
-from . import flux, kube
+from . import diff, drift, flux, helm, kube, toolchain
+from ._pointer import short
+from .diff import DriftReport
+from .drift import Drift
 from .errors import LabError
 from .settings import Settings, get_settings
+from .stopwatch import SLACK, Timing
 from .toolchain import pins
 
 #: The Deployments ``flux bootstrap`` creates in flux-system (the lab runs their
@@ -55,8 +59,6 @@ def _passed(message: str, echo: Callable[[str], None] | None = print) -> Passed:
 
 def check_tools(settings: Settings | None = None) -> str:
     """Every pinned binary is installed and reports its pinned version."""
-    from . import toolchain
-
     rows = toolchain.status(settings or get_settings())
     bad = [r for r in rows if not r.ok]
     if bad:
@@ -170,8 +172,6 @@ def check_helmrelease(name: str, namespace: str, version: str | None = None,
     ``replicas`` the ready pods expected; ``min_revision`` the lowest acceptable Helm
     revision (re-running a lesson only raises it).
     """
-    from . import helm
-
     settings = settings or get_settings()
     hr = flux.get("HelmRelease", name, namespace, settings)
     where = f"HelmRelease {namespace}/{name}"
@@ -229,8 +229,6 @@ def check_helmrelease(name: str, namespace: str, version: str | None = None,
 def check_release_history(name: str, namespace: str, min_revisions: int = 2,
                           settings: Settings | None = None) -> str:
     """``helm history`` has at least ``min_revisions`` revisions and the newest is deployed."""
-    from . import helm
-
     entries = helm.history(name, namespace, settings)
     if len(entries) < min_revisions:
         raise CheckpointFailed(
@@ -254,10 +252,6 @@ def check_release_history(name: str, namespace: str, min_revisions: int = 2,
 # --------------------------------------------------------------------------- lessons 03–04
 # Drift checkpoints. Each states the drift case it asserts — corrected, or deliberately
 # NOT corrected — in a line without timings, so executed lessons compare run to run.
-
-from collections.abc import Sequence  # noqa: E402 - appended section, own imports
-
-from .drift import Drift, DriftReport, Timing  # noqa: E402
 
 
 def check_ready_for_drift(kustomization: str = "apps", release: str = "hello-web",
@@ -292,9 +286,7 @@ def check_ready_for_drift(kustomization: str = "apps", release: str = "hello-web
 def check_in_sync(kind: str, name: str, namespace: str | None = None,
                   settings: Settings | None = None) -> str:
     """The live objects match what Flux would apply (the drift diff is empty)."""
-    from . import drift
-
-    report = drift.diff(kind, name, namespace, settings=settings)
+    report = diff.diff(kind, name, namespace, settings=settings)
     if not report.in_sync:
         raise CheckpointFailed(
             "check_in_sync", f"{report.owner} is OutOfSync:\n" + "\n".join(
@@ -306,9 +298,7 @@ def check_in_sync(kind: str, name: str, namespace: str | None = None,
 
 
 def check_drift_seen(report: DriftReport, obj: str, path: str) -> str:
-    """The diff (a :class:`~homekube_lab.drift.DriftReport`) shows ``path`` of ``obj`` drifted."""
-    from . import drift
-
+    """The diff (a :class:`~homekube_lab.diff.DriftReport`) shows ``path`` of ``obj`` drifted."""
     hit = next((d for d in report.diffs if d.object == obj and d.path == path), None)
     if hit is None:
         shown = "\n".join(f"    {d.text()}" for d in report.diffs) or "    (no drift at all)"
@@ -316,15 +306,14 @@ def check_drift_seen(report: DriftReport, obj: str, path: str) -> str:
             "check_drift_seen", f"the diff of {report.owner} does not show {obj} {path}:\n{shown}",
             next_step="cause the drift again (the cell above), then diff right away — Flux may "
             "have corrected it already at its interval")
-    return _passed(f"the diff shows {obj} {path}: desired {drift._short(hit.desired)}, "
-                   f"live {drift._short(hit.live)}")
+    return _passed(f"the diff shows {obj} {path}: desired {short(hit.desired)}, "
+                   f"live {short(hit.live)}")
 
 
 def check_corrected(d: Drift, timeout: float | None = None,
                     settings: Settings | None = None) -> str:
     """The drift ``d`` (a :class:`~homekube_lab.drift.Drift`) is undone: the field (or the
     deleted object) is back to what Flux had applied. Waits up to ``timeout``."""
-    from . import drift
     from .errors import ReconcileTimeout
 
     settings = settings or get_settings()
@@ -332,7 +321,7 @@ def check_corrected(d: Drift, timeout: float | None = None,
         r = drift.wait_reverted(d, timeout, settings=settings, progress=None)
     except ReconcileTimeout as err:
         raise CheckpointFailed("check_corrected", err.message, next_step=err.next_step) from None
-    what = "is back" if d.path == "/" else f"is back to {drift._short(r.value)}"
+    what = "is back" if d.path == "/" else f"is back to {short(r.value)}"
     return _passed(f"{d.object} {'' if d.path == '/' else d.path + ' '}{what}: Flux corrected "
                    "the drift")
 
@@ -340,24 +329,20 @@ def check_corrected(d: Drift, timeout: float | None = None,
 def check_not_corrected(d: Drift, seconds: float = 5.0, because: str = "",
                         settings: Settings | None = None) -> str:
     """The drift ``d`` is still there after watching ``seconds``: deliberately NOT corrected."""
-    from . import drift
-
     r = drift.watch(d, seconds, settings=settings)
     if r.reverted:
         raise CheckpointFailed(
-            "check_not_corrected", f"{d.object} {d.path} went back to {drift._short(r.value)}; "
+            "check_not_corrected", f"{d.object} {d.path} went back to {short(r.value)}; "
             f"this step expected the drift to stay{' (' + because + ')' if because else ''}",
             next_step="check the step's setting took effect (`flux get all -A`), cause the "
             "drift again and run this cell again")
-    return _passed(f"{d.object} {d.path} is still {drift._short(r.value)} after {seconds:g}s: "
+    return _passed(f"{d.object} {d.path} is still {short(r.value)} after {seconds:g}s: "
                    f"nothing corrected it{' (' + because + ')' if because else ''}")
 
 
 def check_drift_reported(name: str, namespace: str, since: str = "",
                          settings: Settings | None = None) -> str:
     """helm-controller reported drift on the HelmRelease: ``Drifted=True`` (DriftDetected)."""
-    from . import drift
-
     sig = drift.helm_drift_signal(name, namespace, since, settings=settings)
     if sig.condition != "True" or sig.reason != "DriftDetected":
         raise CheckpointFailed(
@@ -388,24 +373,43 @@ def check_resumed(kind: str, name: str, namespace: str = flux.NAMESPACE,
     return _passed(f"{kind} {namespace}/{name} is reconciling again (not suspended, Ready)")
 
 
-def check_timings(timings: Sequence[Timing], forced_revert: float = 2.0,
-                  forced_commit: float = 3.0) -> str:
-    """Stopwatch readings (:class:`~homekube_lab.drift.Timing`) meet the targets: forced
-    time-to-revert ≤ ``forced_revert`` s, forced commit → applied ≤ ``forced_commit`` s,
-    and every unforced reading within its interval's bound."""
+def check_timings(timings: Sequence[Timing]) -> str:
+    """What lesson 04 teaches, judged by what was measured on this machine — never an
+    absolute figure (those are in ``benchmarks/``):
+
+    * forcing beats waiting: every forced reading is shorter than the interval it did not
+      wait for (and than every unforced reading of the same kind);
+    * waiting is bounded by the interval: an unforced reading arrives within its interval
+      plus the controllers' jitter (and Flux's fixed delays, see :class:`Timing`) plus the
+      time one reconcile takes here — three times the slowest forced reading of the same
+      kind, and never less than the stopwatch's default slack.
+    """
     problems = []
-    for t in timings:
-        limit = (forced_revert if t.what == "time-to-revert" else forced_commit) \
-            if t.trigger == "forced" else t.bound
-        if limit and t.seconds > limit:
-            problems.append(f"{t.what} ({t.trigger}) took {t.seconds:.1f}s > {limit:.0f}s")
+    forced = [t for t in timings if t.trigger == "forced"]
+    waited = [t for t in timings if t.trigger != "forced"]
+    for t in forced:
+        slower = [w.seconds for w in waited if w.what == t.what]
+        if t.interval and t.seconds >= t.interval:
+            problems.append(f"{t.what} (forced) took {t.seconds:.1f}s: not faster than the "
+                            f"{t.interval:g}s interval it should beat")
+        elif slower and t.seconds >= min(slower):
+            problems.append(f"{t.what} (forced) took {t.seconds:.1f}s: not faster than waiting "
+                            f"({min(slower):.1f}s)")
+    for t in waited:
+        same = [f.seconds for f in forced if f.what == t.what]
+        slack = max(SLACK, 3 * max(same)) if same else SLACK
+        bound = t.bound - SLACK + slack if t.bound else 0.0
+        if bound and t.seconds > bound:
+            problems.append(f"{t.what} ({t.trigger}) took {t.seconds:.1f}s > {bound:.1f}s "
+                            f"(interval + jitter + {slack:.0f}s for one reconcile here)")
     if not timings:
         problems.append("no readings")
     if problems:
         raise CheckpointFailed(
             "check_timings", "; ".join(problems),
-            next_step="run `homekube-lab status` (a busy machine slows the controllers) and "
-            "the stopwatch cell again")
+            next_step="check nothing is suspended (`flux get all -A`), run `homekube-lab status` "
+            "and the stopwatch cell again")
     kinds = sorted({f"{t.what} ({'forced' if t.trigger == 'forced' else 'interval'})"
                     for t in timings})
-    return _passed(f"{len(timings)} readings within their targets/bounds: {', '.join(kinds)}")
+    return _passed(f"{len(timings)} readings: forced beat the interval, waiting stayed within "
+                   f"interval + jitter ({', '.join(kinds)})")

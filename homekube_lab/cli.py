@@ -61,10 +61,12 @@ def cmd_tools(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from . import lab
     from .embedded import cluster
 
-    info = cluster.up(get_settings(), progress=_progress, fresh=args.fresh)
-    print(cluster.usage_text(info))
+    info = lab.up(get_settings(), progress=_progress, fresh=args.fresh)
+    if info is not None:
+        print(cluster.usage_text(info))
     return 0
 
 

@@ -16,15 +16,15 @@ Every function takes ``settings=None`` (the current :func:`~homekube_lab.setting
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from . import kube, toolchain
+from . import kube, state, toolchain
 from ._cmd import Result, run
+from ._poll import until
 from .errors import LabError, ManifestInvalid, ReconcileTimeout
 from .settings import Settings, get_settings
 
@@ -117,12 +117,8 @@ class FluxObject:
 
     @property
     def short_revision(self) -> str:
-        """``main@sha1:0f8a6152…`` → ``main@0f8a615`` (stable enough to print)."""
-        rev = self.revision
-        if "@sha1:" in rev:
-            branch, sha = rev.split("@sha1:", 1)
-            return f"{branch}@{sha[:7]}"
-        return rev
+        """``main@sha1:0f8a6152…`` → ``main@0f8a615`` (see :func:`short_revision`)."""
+        return short_revision(self.revision)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -168,12 +164,10 @@ def bootstrap_command(settings: Settings | None = None, *, mask: bool = True,
     settings = settings or get_settings()
     common = ["--branch=main", "--path=clusters/local"]
     if settings.mode == "embedded":
-        from .embedded.gitserver import credentials_path, read_credentials
-
-        meta = json.loads(settings.cluster_file.read_text())
-        creds = read_credentials(credentials_path(settings))
+        record = state.cluster_file(settings, required=True)
+        creds = state.git_credentials(settings)
         password = "********" if mask else creds.password
-        return ["flux", "bootstrap", "git", f"--url={meta['git_url']}", "--allow-insecure-http",
+        return ["flux", "bootstrap", "git", f"--url={record.git_url}", "--allow-insecure-http",
                 "--token-auth", f"--username={creds.username}", f"--password={password}",
                 *common, "--silent"]
     if settings.git_url:
@@ -247,28 +241,26 @@ def wait_ready(kind: str, name: str, namespace: str = NAMESPACE, timeout: float 
     timeout = timeout if timeout is not None else settings.timeout
     k = kind_of(kind)
     last: list[FluxObject | None] = [None]
-    start = time.monotonic()
-    said = start
 
-    while True:
-        obj = get(k.kind, name, namespace, settings)
-        last[0] = obj
-        if obj and obj.is_ready:
-            return obj
-        now = time.monotonic()
-        if now - start > timeout:
-            detail = f"{obj.reason}: {obj.message}" if obj else "it does not exist"
-            raise ReconcileTimeout(
-                f"{k.kind}/{name}", namespace, timeout, detail,
-                next_step=f"run `flux get {' '.join(k.cli)} {name} -n {namespace}` and "
-                f"`flux events --for {k.kind}/{name} -n {namespace}`; fix the cause in Git, or "
-                f"force a retry with `flux reconcile {' '.join(k.cli)} {name} -n {namespace}`",
-            )
-        if progress and now - said >= 5:
-            state = f"{obj.ready} {obj.reason}: {obj.message[:120]}" if obj else "not created yet"
-            progress(f"… {k.kind}/{name}: {state} ({now - start:.0f}s)")
-            said = now
-        time.sleep(0.5)
+    def ready() -> FluxObject | None:
+        last[0] = get(k.kind, name, namespace, settings)
+        return last[0] if last[0] and last[0].is_ready else None
+
+    def state_now() -> str:
+        obj = last[0]
+        return f"{obj.ready} {obj.reason}: {obj.message[:120]}" if obj else "not created yet"
+
+    def timed_out(_elapsed: float) -> LabError:
+        obj = last[0]
+        detail = f"{obj.reason}: {obj.message}" if obj else "it does not exist"
+        return ReconcileTimeout(
+            f"{k.kind}/{name}", namespace, timeout, detail,
+            next_step=f"run `flux get {' '.join(k.cli)} {name} -n {namespace}` and "
+            f"`flux events --for {k.kind}/{name} -n {namespace}`; fix the cause in Git, or "
+            f"force a retry with `flux reconcile {' '.join(k.cli)} {name} -n {namespace}`")
+
+    return until(ready, timeout, f"{k.kind}/{name} to be Ready", progress=progress,  # type: ignore[return-value]
+                 describe=state_now, on_timeout=timed_out)
 
 
 # --------------------------------------------------------------------------- acting
@@ -329,9 +321,39 @@ def wait_handled(kind: str, name: str, token: str, namespace: str = NAMESPACE,
             return obj
         return None
 
-    return kube.wait_for(handled, timeout if timeout is not None else settings.timeout,
-                         f"{k.kind}/{name} to handle the reconcile request", progress,
-                         interval=0.1, resource=f"{k.kind}/{name}", namespace=namespace)
+    return until(handled, timeout if timeout is not None else settings.timeout,  # type: ignore[return-value]
+                 f"{k.kind}/{name} to handle the reconcile request", progress=progress,
+                 interval=0.1, resource=f"{k.kind}/{name}", namespace=namespace)
+
+
+def reconcile_now(kind: str, name: str, namespace: str = NAMESPACE, *,
+                  settings: Settings | None = None, timeout: float | None = None,
+                  progress: Progress | None = None) -> FluxObject:
+    """What ``flux reconcile`` (and the drift view's *Reconcile now* button) does: set the
+    ``reconcile.fluxcd.io/requestedAt`` annotation, then wait until the controller has
+    handled that very request (``status.lastHandledReconcileAt``)."""
+    token = request_reconcile(kind, name, namespace, settings)
+    return wait_handled(kind, name, token, namespace, timeout, settings, progress)
+
+
+def wait_idle(kind: str, name: str, namespace: str = NAMESPACE, *,
+              settings: Settings | None = None, timeout: float | None = None) -> FluxObject:
+    """Wait until the object is not in the middle of a reconcile (Ready is not ``Unknown``).
+
+    A Kustomization with ``wait: true`` spends a few seconds in health checks after every
+    apply that changed something; a request made meanwhile is handled only afterwards. A
+    stopwatch that should time *one* forced reconcile starts from an idle object.
+    """
+    settings = settings or get_settings()
+    k = kind_of(kind)
+
+    def idle() -> FluxObject | None:
+        obj = get(k.kind, name, namespace, settings)
+        return obj if obj is not None and obj.ready != "Unknown" else None
+
+    return until(idle, timeout if timeout is not None else settings.timeout,  # type: ignore[return-value]
+                 f"{k.kind}/{name} to finish its current reconcile", interval=0.1,
+                 resource=f"{k.kind}/{name}", namespace=namespace)
 
 
 def suspend(kind: str, name: str, namespace: str = NAMESPACE, settings: Settings | None = None) -> None:
@@ -357,7 +379,7 @@ def short_revision(revision: str) -> str:
     return revision
 
 
-def _raw_objects(kind: str, settings: Settings | None = None) -> list[dict[str, Any]]:
+def raw_objects(kind: str, settings: Settings | None = None) -> list[dict[str, Any]]:
     """The API objects of one Flux kind in all namespaces ([] when its CRD is absent)."""
     k = kind_of(kind)
     try:
@@ -369,26 +391,36 @@ def _raw_objects(kind: str, settings: Settings | None = None) -> list[dict[str, 
         raise
 
 
+def depends_on(obj: dict[str, Any]) -> list[str]:
+    """The names a Kustomization's ``spec.dependsOn`` lists (the one reader of that field)."""
+    return sorted(str(d.get("name")) for d in ((obj.get("spec") or {}).get("dependsOn") or [])
+                  if d.get("name"))
+
+
 def kustomization_order(source: str = "flux-system", namespace: str = NAMESPACE,
-                        settings: Settings | None = None) -> list[str]:
+                        settings: Settings | None = None, *, only: str | None = None) -> list[str]:
     """Names of the Kustomizations fed by GitRepository ``source``, dependencies first.
 
-    ``flux-system`` (the one that applies the others) comes first; then a topological
-    order of ``spec.dependsOn`` (ties by name), e.g. ``['flux-system', 'infrastructure', 'apps']``.
+    ``flux-system`` (the one that applies the others) comes first, then a depth-first
+    order of ``spec.dependsOn`` (ties by name), e.g. ``['flux-system', 'infrastructure',
+    'apps']``. ``only``: just that Kustomization and what it depends on, recursively.
     """
-    items = [o for o in _raw_objects("Kustomization", settings)
+    items = [o for o in raw_objects("Kustomization", settings)
              if o["metadata"].get("namespace") == namespace
              and (o.get("spec") or {}).get("sourceRef", {}).get("name") == source]
-    deps = {o["metadata"]["name"]: sorted(d["name"] for d in (o["spec"].get("dependsOn") or []))
-            for o in items}
+    deps = {o["metadata"]["name"]: depends_on(o) for o in items}
     order: list[str] = []
-    pending = sorted(deps, key=lambda n: (n != "flux-system", n))
-    while pending:
-        ready = [n for n in pending if all(d in order or d not in deps for d in deps[n])]
-        if not ready:  # a dependency cycle: Flux will report it; keep a stable order
-            ready = pending[:1]
-        order.append(ready[0])
-        pending.remove(ready[0])
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in order or name in path or name not in deps:
+            return  # done, a cycle (Flux reports it), or not fed by this source
+        for dep in deps[name]:
+            visit(dep, (*path, name))
+        order.append(name)
+
+    roots = [only] if only else sorted(deps, key=lambda n: (n != "flux-system", n))
+    for root in roots:
+        visit(root, ())
     return order
 
 
@@ -405,22 +437,37 @@ class SyncResult:
         return short_revision(self.revision)
 
 
-def sync(source: str = "flux-system", namespace: str = NAMESPACE, timeout: float | None = None,
+def sync(kustomization: str | None = None, *, source: str | None = None,
+         namespace: str = NAMESPACE, wait: bool = True, timeout: float | None = None,
          settings: Settings | None = None, progress: Progress | None = print) -> SyncResult:
-    """Apply what is in Git now: fetch the source, then reconcile its Kustomizations in
-    dependency order (like `flux reconcile source git` + `flux reconcile ks …` for each).
+    """Apply what is in Git now, like ``flux reconcile ks NAME --with-source`` done right:
+    fetch the GitRepository, then reconcile Kustomizations in ``dependsOn`` order — every
+    one the source feeds, or only ``kustomization`` and what it depends on.
 
     Going in order avoids the 30s ``dependsOn`` retry a Kustomization takes when it runs
-    before its dependency has caught up. Raises :class:`ManifestInvalid` (naming the
-    Kustomization, the file and Flux's error) when a Kustomization cannot apply, and
-    :class:`ReconcileTimeout` when something does not get Ready in time.
+    before its dependency has caught up. ``wait=False`` only *asks* for the last
+    reconcile (a stopwatch then stops on the object itself). Raises
+    :class:`ManifestInvalid` (naming the Kustomization, the file and Flux's error) when a
+    Kustomization cannot apply, and :class:`ReconcileTimeout` when something does not
+    get Ready in time. Suspended objects are skipped, and said so.
     """
     settings = settings or get_settings()
+    if source is None:
+        source = "flux-system"
+        if kustomization:
+            ks = kube.get_object(KINDS["Kustomization"].api_version, "Kustomization",
+                                 kustomization, namespace, settings)
+            if ks is None:
+                raise LabError(f"Kustomization {namespace}/{kustomization} does not exist",
+                               next_step="run `flux get kustomizations -A` (did lesson 01's "
+                               "bootstrap run?)")
+            source = ((ks.get("spec") or {}).get("sourceRef") or {}).get("name") or source
     start = time.monotonic()
     steps: list[tuple[str, float]] = []
-    plan = [("GitRepository", source)] + [("Kustomization", n) for n in
-                                          kustomization_order(source, namespace, settings)]
-    for kind, name in plan:
+    plan = [("GitRepository", source)] + [
+        ("Kustomization", n) for n in kustomization_order(source, namespace, settings,
+                                                          only=kustomization)]
+    for i, (kind, name) in enumerate(plan):
         t = time.monotonic()
         current = get(kind, name, namespace, settings)
         if current is not None and current.suspended:
@@ -429,6 +476,8 @@ def sync(source: str = "flux-system", namespace: str = NAMESPACE, timeout: float
                 progress(f"⏸ {kind}/{name} is suspended: skipped (`flux resume` it to apply)")
             continue
         token = request_reconcile(kind, name, namespace, settings)
+        if not wait and i == len(plan) - 1:
+            break
         obj = wait_handled(kind, name, token, namespace, timeout, settings, progress)
         if not obj.is_ready:
             failure = explain_failure(kind, name, namespace, settings)
@@ -539,102 +588,41 @@ def explain_failure(kind: str, name: str, namespace: str = NAMESPACE,
                    warnings, next_step)
 
 
-# --------------------------------------------------------------------------- views as data
+# --------------------------------------------------------------------------- intervals and events
 
 
-@dataclass
-class TreeNode:
-    """One Flux object in :func:`dependency_tree`; ``relation`` says why it is under its parent."""
+@dataclass(frozen=True)
+class IntervalInfo:
+    """How often one Flux object reconciles on its own."""
 
-    ref: str                     # Kind/name or Kind/namespace/name (outside flux-system)
-    relation: str                # source | dependsOn | applies | chart | ''
-    ready: str
-    revision: str
-    children: list[TreeNode]
-
-
-def _ref(kind: str, namespace: str, name: str) -> str:
-    return f"{kind}/{name}" if namespace == NAMESPACE else f"{kind}/{namespace}/{name}"
+    kind: str
+    namespace: str
+    name: str
+    interval: str
+    retry_interval: str
+    suspended: bool
 
 
-def dependency_tree(settings: Settings | None = None) -> list[TreeNode]:
-    """Who feeds whom, as data: sources at the roots; a Kustomization under its source
-    (or under the Kustomization it ``dependsOn``); HelmReleases under the Kustomization
-    that applied them and under the HelmRepository their chart comes from. Sorted."""
-    objs = {kind: _raw_objects(kind, settings) for kind in
-            ("GitRepository", "HelmRepository", "Kustomization", "HelmRelease")}
-
-    def node(o: dict[str, Any], relation: str) -> TreeNode:
-        f = FluxObject.from_obj(o)
-        return TreeNode(_ref(f.kind, f.namespace, f.name), relation, f.ready,
-                        short_revision(f.revision), [])
-
-    nodes: dict[tuple[str, str, str], dict[str, Any]] = {
-        (o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]): o
-        for items in objs.values() for o in items}
-    built: dict[str, TreeNode] = {}
-
-    def children_of(kind: str, ns: str, name: str) -> list[TreeNode]:
-        out: list[TreeNode] = []
-        for (k2, ns2, n2), o in sorted(nodes.items()):
+def intervals(settings: Settings | None = None) -> list[IntervalInfo]:
+    """``spec.interval`` (and ``retryInterval``) of every Flux object, sorted by kind and name."""
+    out = []
+    for kind in ("GitRepository", "HelmRepository", "Kustomization", "HelmRelease"):
+        for o in sorted(raw_objects(kind, settings),
+                        key=lambda x: (x["metadata"].get("namespace", ""), x["metadata"]["name"])):
             spec = o.get("spec") or {}
-            labels = o["metadata"].get("labels") or {}
-            rel = ""
-            if k2 == "Kustomization":
-                deps = spec.get("dependsOn") or []
-                src = spec.get("sourceRef") or {}
-                if kind == "Kustomization" and deps and any(
-                        d.get("name") == name and d.get("namespace", ns2) == ns for d in deps[:1]):
-                    rel = "dependsOn"
-                elif (not deps and src.get("kind") == kind and src.get("name") == name
-                      and src.get("namespace", ns2) == ns):
-                    rel = "source"
-            elif k2 == "HelmRelease":
-                chart_src = ((spec.get("chart") or {}).get("spec") or {}).get("sourceRef") or {}
-                if (kind == "Kustomization"
-                        and labels.get("kustomize.toolkit.fluxcd.io/name") == name
-                        and labels.get("kustomize.toolkit.fluxcd.io/namespace") == ns):
-                    rel = "applies"
-                elif (chart_src.get("kind") == kind and chart_src.get("name") == name
-                      and chart_src.get("namespace", ns2) == ns):
-                    rel = "chart"
-            if rel:
-                child = node(o, rel)
-                key = f"{rel}:{child.ref}"
-                if key not in built:  # guard against dependsOn cycles
-                    built[key] = child
-                    child.children = children_of(k2, ns2, n2) if rel != "chart" else []
-                out.append(child)
-        return out
-
-    roots = []
-    for kind in ("GitRepository", "HelmRepository"):
-        for o in sorted(objs[kind], key=lambda x: (x["metadata"].get("namespace", ""),
-                                                   x["metadata"]["name"])):
-            root = node(o, "")
-            root.children = children_of(kind, o["metadata"].get("namespace", ""),
-                                        o["metadata"]["name"])
-            roots.append(root)
-    return roots
+            out.append(IntervalInfo(kind, o["metadata"].get("namespace", ""), o["metadata"]["name"],
+                                    str(spec.get("interval", "")), str(spec.get("retryInterval", "")),
+                                    bool(spec.get("suspend"))))
+    return out
 
 
-def render_tree(roots: list[TreeNode], *, revisions: bool = False) -> str:
-    """The tree as text (├─ └─), one object a line: ``ref [relation] ready``."""
-    lines: list[str] = []
-
-    def walk(n: TreeNode, prefix: str, last: bool, top: bool) -> None:
-        mark = "" if top else ("└─ " if last else "├─ ")
-        rel = f" [{n.relation}]" if n.relation else ""
-        state = "Ready" if n.ready == "True" else f"NOT READY ({n.ready})"
-        rev = f" {n.revision}" if revisions and n.revision else ""
-        lines.append(f"{prefix}{mark}{n.ref}{rel} {state}{rev}")
-        sub = prefix if top else prefix + ("   " if last else "│  ")
-        for i, c in enumerate(n.children):
-            walk(c, sub, i == len(n.children) - 1, False)
-
-    for r in roots:
-        walk(r, "", True, True)
-    return "\n".join(lines)
+def parse_duration(text: str) -> float:
+    """Seconds in a Go duration (``1m30s`` → 90.0), as Flux's ``interval`` fields use."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text)
+    if not parts or "".join(a + b for a, b in parts) != text:
+        raise LabError(f"{text!r} is not a Go duration", next_step="write it like 30s or 1m")
+    return sum(float(n) * units[u] for n, u in parts)
 
 
 def flux_events(limit: int = 10, settings: Settings | None = None) -> list[kube.Event]:

@@ -15,11 +15,12 @@ It pushes without ever forcing: other writers (``flux bootstrap``) are rebased o
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,10 +28,14 @@ from urllib.parse import quote, urlsplit
 
 import yaml
 
+from . import flux, kube, state, yamledit
 from ._cmd import Result, run
-from .embedded import gitserver
+from ._pointer import ABSENT, equal, short
+from ._poll import until
 from .errors import CommandFailed, GitError, LabError, ManifestInvalid
 from .settings import Settings, get_settings
+
+Progress = Callable[[str], None]
 
 #: The URL written in the shipped HelmRepository; :func:`render_template` replaces it.
 PLACEHOLDER_CHARTS_URL = "http://127.0.0.1:8089/charts/"
@@ -169,6 +174,22 @@ def dump_yaml(obj: Mapping[str, Any] | Sequence[Any]) -> str:
 # --- the repository -------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Edit:
+    """One key changed in a manifest of the learner's repository (not yet committed)."""
+
+    file: str                # path in the repository
+    object: str              # Kind/namespace/name of the document
+    key: str                 # dotted path, e.g. spec.values.message
+    previous: Any            # its value before (ABSENT if unset)
+    value: Any               # its value now (ABSENT = removed)
+    changed: bool            # False when the file already said so
+
+    def text(self) -> str:
+        what = f"{self.key}: {short(self.previous)} → {short(self.value)}"
+        return f"{self.file} {self.object} {what}" + ("" if self.changed else " (already so)")
+
+
 class LearnerRepo:
     """The learner's working clone at ``settings.workdir`` and its ``origin`` remote."""
 
@@ -203,7 +224,7 @@ class LearnerRepo:
         r = self._git("rev-parse", "--verify", "-q", f"refs/remotes/origin/{BRANCH}", check=False)
         return r.stdout.strip() if r.ok else None
 
-    def _store_credentials(self, remote_url: str, creds: gitserver.Credentials) -> None:
+    def _store_credentials(self, remote_url: str, creds: state.Credentials) -> None:
         parts = urlsplit(remote_url)
         host = parts.hostname or "127.0.0.1"
         netloc = f"{host}:{parts.port}" if parts.port else host
@@ -232,22 +253,18 @@ class LearnerRepo:
 
     # -- seeding --
     def seed(self, remote_url: str, charts_url: str, *,
-             credentials: gitserver.Credentials | None = None) -> str:
+             credentials: state.Credentials | None = None) -> str:
         """Make ``settings.workdir`` a clone of ``remote_url``, seeding an empty remote.
 
         An empty remote gets the template ``clusters/`` in one commit, pushed to ``main``.
         A remote that already has commits is only cloned/fetched: never overwritten. With
-        the embedded server the bare repository is created and ``credentials`` (default:
-        the server's credentials file) are stored for Git; any other remote uses whatever
+        the embedded server (whose bare repository the server created) ``credentials``
+        (default: the server's credentials file) are stored for Git; any other remote uses whatever
         credentials Git already has. Returns HEAD.
         """
         embedded = self._is_embedded(remote_url)
         if embedded:
-            bare = self.settings.git_dir / Path(urlsplit(remote_url).path).name
-            gitserver.init_bare(bare)
-            creds = credentials or gitserver.read_credentials(
-                gitserver.credentials_path(self.settings))
-            self._store_credentials(remote_url, creds)
+            self._store_credentials(remote_url, credentials or state.git_credentials(self.settings))
         if not (self.path / ".git").exists():
             if self.path.exists() and any(self.path.iterdir()):
                 raise GitError(f"{self.path} exists and is not a Git repository",
@@ -427,13 +444,67 @@ class LearnerRepo:
             raise ManifestInvalid(rel, "`resources` is not a list")
         if resource in resources:
             return kfile
-        new_text = _append_resource(text, resource)
-        check = (yaml.safe_load(new_text) or {}) if new_text is not None else {}
-        if new_text is None or check.get("resources") != [*resources, resource]:
-            doc["resources"] = [*resources, resource]  # comments are lost on this path
-            new_text = dump_yaml(doc)
-        self.write(rel, new_text)
+        self.write(rel, yamledit.append_item(text, ["resources"], resource, where=rel))
         return kfile
+
+    # -- editing manifests (one YAML editor, comments kept) --
+    def locate(self, kind: str, name: str, namespace: str) -> tuple[str, int, dict[str, Any]]:
+        """``(file, document index, document)`` of ``kind`` ``namespace/name`` in the working
+        tree's ``clusters/`` (an object without a namespace matches any)."""
+        for rel in self.files("clusters"):
+            if not rel.endswith((".yaml", ".yml")):
+                continue
+            text = (self.path / rel).read_text(encoding="utf-8")
+            if f"name: {name}" not in text:
+                continue
+            for i, chunk in enumerate(yamledit.split_docs(text)):
+                try:
+                    doc = yaml.safe_load(chunk)
+                except yaml.YAMLError:
+                    continue
+                if not isinstance(doc, dict) or doc.get("kind") != kind:
+                    continue
+                meta = doc.get("metadata") or {}
+                if meta.get("name") == name and (meta.get("namespace") or namespace) == namespace:
+                    return rel, i, doc
+        raise LabError(f"no {kind} {namespace}/{name} in your repository's clusters/",
+                       next_step=f"run `git -C {self.path} log --stat` and check the file is "
+                       "committed (lesson 02 adds hello-web)")
+
+    def _edit(self, rel: str, index: int, key: str | Sequence[str], value: Any,
+              must_exist: bool) -> Edit:
+        path = key.split(".") if isinstance(key, str) else list(key)
+        text = (self.path / rel).read_text(encoding="utf-8")
+        chunks = yamledit.split_docs(text)
+        doc = yaml.safe_load(chunks[index]) or {}
+        previous: Any = doc
+        for k in path:
+            previous = previous.get(k, ABSENT) if isinstance(previous, dict) else ABSENT
+        chunks[index] = yamledit.set_value(chunks[index], path, value, where=rel,
+                                           must_exist=must_exist)
+        new_text = "".join(chunks)
+        if new_text != text:
+            self.write(rel, new_text)
+        meta = doc.get("metadata") or {}
+        obj = "/".join(p for p in (doc.get("kind"), meta.get("namespace"), meta.get("name")) if p)
+        return Edit(rel, obj, ".".join(path), previous, value, new_text != text)
+
+    def set_field(self, relpath: str, key: str | Sequence[str], value: Any, *,
+                  must_exist: bool = True) -> Edit:
+        """Set ``key`` (dotted, e.g. ``spec.values.message``) in the file's first document,
+        keeping its comments (not committed). A key that is not there raises
+        :class:`LabError` naming it, unless ``must_exist=False`` (then it is added);
+        :data:`ABSENT` removes it. ``repo.diff()`` shows the change."""
+        rel = self._resolve(relpath).relative_to(self.path.resolve()).as_posix()
+        return self._edit(rel, 0 if not (self.path / rel).read_text().startswith("---") else 1,
+                          key, value, must_exist)
+
+    def set_in(self, kind: str, name: str, namespace: str, key: str | Sequence[str], value: Any,
+               *, must_exist: bool = False) -> Edit:
+        """Like :meth:`set_field`, for the object ``kind`` ``namespace/name`` wherever it is
+        defined under ``clusters/``."""
+        rel, index, _doc = self.locate(kind, name, namespace)
+        return self._edit(rel, index, key, value, must_exist)
 
     def commit(self, message: str) -> str:
         """Commit every change in the working tree; returns HEAD (unchanged if nothing to do)."""
@@ -544,8 +615,7 @@ class LearnerRepo:
         current = self._current_charts_url()
         if current == charts_url:
             return None
-        path = self.path / "clusters/infrastructure/local/helmrepository.yaml"
-        path.write_text(path.read_text(encoding="utf-8").replace(current, charts_url), encoding="utf-8")
+        self.set_in("HelmRepository", "homekube-charts", "flux-system", "spec.url", charts_url)
         sha = self.commit(f"Point the HelmRepository at the lab's chart server ({charts_url})")
         self.push()
         return sha
@@ -563,23 +633,106 @@ class LearnerRepo:
                        "`homekube-lab status`")
 
 
-def _append_resource(text: str, resource: str) -> str | None:
-    """Insert ``- resource`` after the last item of the top-level ``resources:`` list."""
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == "resources:"), None)
-    if start is None:
-        return None
-    last, indent = start, "  "
-    for i in range(start + 1, len(lines)):
-        stripped = lines[i].lstrip()
-        if stripped.startswith("- "):
-            last, indent = i, lines[i][: len(lines[i]) - len(stripped)]
-        elif stripped and not stripped.startswith("#"):
-            break
-    if not lines[last].endswith("\n"):
-        lines[last] += "\n"
-    lines.insert(last + 1, f"{indent}- {resource}\n")
-    return "".join(lines)
+# --------------------------------------------------------------------------- commit, and let Flux apply it
+
+
+@dataclass(frozen=True)
+class GitChange:
+    """A change to a Flux object's spec, committed, pushed and applied by Flux."""
+
+    file: str                # path in the learner's repository
+    object: str              # Kind/namespace/name
+    key: str                 # spec key changed
+    previous: Any            # its value before (ABSENT if unset)
+    value: Any               # its value now (ABSENT = removed)
+    commit: str              # short SHA of the new commit; "" when nothing changed
+    applied_by: str          # the Kustomization that applied it
+    seconds: float           # push → the live object has the new spec
+
+    def text(self) -> str:
+        what = f"{self.key}: {short(self.previous)} → {short(self.value)}"
+        if not self.commit:
+            return f"{self.object} {what}: already so in Git (no commit)"
+        # No SHA in the text: executed lessons compare it run to run (``commit`` holds it).
+        return f"{self.object} {what}: committed to {self.file}, applied by {self.applied_by}"
+
+
+def owning_kustomization(rel: str, settings: Settings | None = None) -> str:
+    """The Kustomization (of the ``flux-system`` source) whose ``spec.path`` holds ``rel``."""
+    best, best_len = "flux-system", -1
+    for obj in flux.raw_objects("Kustomization", settings):
+        spec = obj.get("spec") or {}
+        if (obj["metadata"].get("namespace") != flux.NAMESPACE
+                or (spec.get("sourceRef") or {}).get("name") != "flux-system"):
+            continue
+        path = str(spec.get("path") or "").lstrip("./").rstrip("/")
+        if (rel.startswith(path + "/") or not path) and len(path) > best_len:
+            best, best_len = obj["metadata"]["name"], len(path)
+    return best
+
+
+def commit_spec_change(kind: str, name: str, key: str, value: Any, *,
+                       namespace: str = flux.NAMESPACE, message: str = "",
+                       settings: Settings | None = None, timeout: float | None = None,
+                       progress: Progress | None = None) -> GitChange:
+    """Set ``spec.<key>`` of a Flux object in Git (ABSENT removes it), the GitOps way.
+
+    Edits the file that defines it (comments kept), commits only if the content changed,
+    pushes, makes the Kustomization that applies the file reconcile now, and waits until
+    the live object's spec shows the value (and a HelmRelease is Ready again).
+    """
+    settings = settings or get_settings()
+    timeout = timeout if timeout is not None else settings.timeout
+    k = flux.kind_of(kind)
+    repo = LearnerRepo(settings)
+    repo.pull()
+    edit = repo.set_in(k.kind, name, namespace, ["spec", key], value)
+    owner = owning_kustomization(edit.file, settings)
+    sha = ""
+    if edit.changed:
+        what = "remove" if value is ABSENT else f"set {key}={json.dumps(value, sort_keys=True)}"
+        repo.commit(message or f"{k.kind} {name}: {what}")
+        sha = repo.push()[:7]
+    start = time.monotonic()
+    flux.sync(owner, settings=settings, timeout=timeout, progress=progress)
+
+    def applied() -> bool:
+        live = kube.get_object(k.api_version, k.kind, name, namespace, settings) or {}
+        return equal((live.get("spec") or {}).get(key, ABSENT), value)
+
+    until(applied, timeout, f"{k.kind}/{name} to show spec.{key} from Git", progress=progress,
+          interval=0.1, resource=f"{k.kind}/{name}", namespace=namespace)
+    if k.kind in ("HelmRelease", "Kustomization"):
+        flux.wait_ready(k.kind, name, namespace, timeout=timeout, settings=settings,
+                        progress=progress)
+    return GitChange(edit.file, f"{k.kind}/{namespace}/{name}", key, edit.previous, value, sha,
+                     owner, time.monotonic() - start)
+
+
+def set_drift_detection(mode: str | None, ignore: Sequence[Mapping[str, Any]] | None = None, *,
+                        name: str = "hello-web", namespace: str = "homekube-apps",
+                        settings: Settings | None = None,
+                        progress: Progress | None = None) -> GitChange:
+    """Set a HelmRelease's ``spec.driftDetection`` in Git (``mode=None`` removes it:
+    Flux's default, ``disabled``), push and wait for Flux to apply it."""
+    if mode is not None and mode not in ("disabled", "warn", "enabled"):
+        raise LabError(f"driftDetection.mode {mode!r} is not one Flux knows",
+                       next_step="use 'disabled', 'warn' or 'enabled' (or None to remove it)")
+    value: Any = ABSENT
+    if mode is not None:
+        value = {"mode": mode}
+        if ignore:
+            value["ignore"] = [dict(r) for r in ignore]
+    return commit_spec_change("HelmRelease", name, "driftDetection", value, namespace=namespace,
+                              settings=settings, progress=progress)
+
+
+def set_interval(kind: str, name: str, interval: str, *, namespace: str = flux.NAMESPACE,
+                 settings: Settings | None = None, progress: Progress | None = None) -> GitChange:
+    """Set a Flux object's ``spec.interval`` in Git, push and wait for Flux to apply it."""
+    flux.parse_duration(interval)  # a clear error before anything is committed
+    return commit_spec_change(kind, name, "interval", interval, namespace=namespace,
+                              settings=settings, progress=progress)
 
 
 def _tail(result: Result, n: int = 8) -> str:

@@ -14,10 +14,13 @@ releases Flux installed. This module only reads them (and runs ``helm`` for less
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
+from pathlib import Path
 
-from . import kube, toolchain
+from . import kube, state, toolchain
 from ._cmd import Result, run
+from ._poll import until
 from .settings import Settings, get_settings
 
 
@@ -79,3 +82,53 @@ def history(name: str, namespace: str, settings: Settings | None = None) -> list
                                 h.get("chart", ""), h.get("app_version", ""),
                                 h.get("description", "")) for h in rows),
                   key=lambda h: h.revision)
+
+
+# --------------------------------------------------------------------------- Helm only (no controller)
+
+
+@dataclass(frozen=True)
+class HelmOnly:
+    """A release installed with ``helm upgrade --install`` by hand: no controller owns it."""
+
+    release: str
+    namespace: str
+    chart: str
+    command: str
+    deployment: str
+
+
+def helm_only_install(release: str = "hello-web", namespace: str = "helm-only", *,
+                      version: str = "0.1.0", settings: Settings | None = None,
+                      timeout: float | None = None) -> HelmOnly:
+    """``helm upgrade --install`` the lab's chart by hand (ADR-002's rejected "Helm only").
+
+    The chart comes from the embedded Helm repository (``--repo``); on a learner's own
+    cluster, from the chart bundled with homekube-lab. Idempotent: a re-run is an upgrade.
+    """
+    settings = settings or get_settings()
+    timeout = timeout if timeout is not None else settings.timeout
+    source: list[str]
+    charts_url = state.cluster_file(settings).charts_url if settings.mode == "embedded" else ""
+    if charts_url:
+        source = ["hello-web", "--repo", charts_url, "--version", version]
+    else:
+        source = [str(Path(__file__).resolve().parent / "data" / "charts" / "hello-web")]
+    args = ["upgrade", "--install", release, *source, "-n", namespace, "--create-namespace"]
+    helm(*args, settings=settings, timeout=timeout)
+    deployment = release if "hello-web" in release else f"{release}-hello-web"
+    until(lambda: kube.deployment_ready(deployment, namespace, settings), timeout,
+          f"Deployment {namespace}/{deployment} to roll out",
+          resource=f"Deployment/{deployment}", namespace=namespace)
+    shown = "helm " + shlex.join(args)
+    return HelmOnly(release, namespace, f"hello-web-{version}", shown, deployment)
+
+
+def helm_only_uninstall(release: str = "hello-web", namespace: str = "helm-only", *,
+                        settings: Settings | None = None) -> bool:
+    """``helm uninstall`` the by-hand release (True if there was one)."""
+    r = helm("uninstall", release, "-n", namespace, "--wait", settings=settings,
+                  timeout=120, check=False)
+    if not r.ok and "not found" not in (r.stderr + r.stdout):
+        helm("uninstall", release, "-n", namespace, settings=settings, timeout=120)
+    return r.ok

@@ -21,10 +21,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from . import kube
+from . import gitops, kube
 from .errors import LabError
 from .settings import Settings, get_settings
+from .settings import use as settings_use
 
 Progress = Callable[[str], None]
 
@@ -114,14 +116,47 @@ def _environ(extra: Mapping[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def ensure_cluster(settings: Settings, progress: Progress = print) -> None:
-    """Embedded: start it (idempotent). Existing: check the learner's context answers."""
+def use(**overrides: object) -> Settings:
+    """A lesson's first call: ``lab.use(mode=mode, timeout=timeout)`` makes its parameters
+    the defaults of every later call in the kernel (see :func:`homekube_lab.settings.use`)."""
+    return settings_use(**overrides)
+
+
+def up(settings: Settings | None = None, progress: Progress = print, *,
+       fresh: bool = False) -> Any:
+    """The one "get me a lab" step, used by the CLI, JupyterLab, the lessons and the tests.
+
+    Embedded: start the cluster (idempotent), then make sure the learner's repository is
+    seeded and cloned and its HelmRepository points at the chart server. Existing: check
+    the learner's context answers, and clone their repository when a Git URL is set.
+    Returns the embedded cluster's ``ClusterInfo`` (None in existing mode); ``fresh``
+    first purges the embedded cluster's data (the learner's repository is kept).
+    """
+    settings = settings or get_settings()
     if settings.mode == "embedded":
         from .embedded import cluster
 
-        cluster.up(settings, progress=progress)
-    else:
-        kube.require_cluster(settings)
+        info = cluster.up(settings, progress=progress, fresh=fresh)
+        repo = gitops.LearnerRepo(settings)
+        repo.seed(info.git_url, info.charts_url)
+        if repo.point_charts_at(info.charts_url):
+            progress(f"your HelmRepository now points at {info.charts_url} (a commit of its own)")
+        return info
+    kube.require_cluster(settings)
+    if settings.git_url:
+        gitops.LearnerRepo(settings).seed(settings.git_url, "")
+    return None
+
+
+def components(settings: Settings | None = None) -> list[Any]:
+    """The embedded cluster's processes (name, pid, port, healthy, log), as
+    ``homekube-lab status`` lists them; [] in existing mode (the lab started nothing)."""
+    settings = settings or get_settings()
+    if settings.mode != "embedded":
+        return []
+    from .embedded import cluster
+
+    return list(cluster.status(settings))
 
 
 def diagnostics(settings: Settings | None = None) -> str:
@@ -162,7 +197,7 @@ def run_lessons(numbers: Sequence[str] = (), settings: Settings | None = None,
     paths = list(notebooks) if notebooks is not None else lessons(numbers)
     out_dir = Path(output_dir) if output_dir else DEFAULT_OUTPUT
     out_dir.mkdir(parents=True, exist_ok=True)
-    ensure_cluster(settings, progress)
+    up(settings, progress)
     params: dict[str, object] = {"mode": settings.mode, "timeout": settings.timeout,
                                  **(parameters or {})}
     results: list[LessonResult] = []
@@ -237,7 +272,7 @@ def open_lab(settings: Settings | None = None, progress: Progress = print, port:
     Only returns (non-zero) if JupyterLab cannot be started.
     """
     settings = settings or get_settings()
-    ensure_cluster(settings, progress)
+    up(settings, progress)
     argv, env = lab_command(settings, port, no_browser)
     progress(f"JupyterLab on http://127.0.0.1:{port}/ (notebooks in {notebooks_dir()}); "
              "stop it with Ctrl-C, then `homekube-lab down`")

@@ -115,6 +115,28 @@ class Settings:
         return cls(**kwargs)  # type: ignore[arg-type]
 
 
+#: Overrides set by :func:`use` for this process (a lesson's parameters), applied on top of
+#: the environment by :func:`get_settings`.
+_AMBIENT: dict[str, object] = {}
+
+
+def use(**overrides: object) -> Settings:
+    """Make ``overrides`` (e.g. ``mode=``, ``timeout=``) the defaults of every call in this
+    process that is not given ``settings=`` — what a lesson's first cell does once, so no
+    later cell passes settings around. ``use()`` clears them. Returns the settings now in
+    force; a bad value raises :class:`LabError` and changes nothing."""
+    names = {f.name for f in fields(Settings)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise LabError(f"homekube-lab has no setting named {', '.join(unknown)}",
+                       next_step=f"use one of: {', '.join(sorted(names))}")
+    Settings.from_env().with_(**overrides)  # validates (mode, …) before anything changes
+    _AMBIENT.clear()
+    _AMBIENT.update(overrides)
+    return get_settings()
+
+
 def get_settings() -> Settings:
-    """The settings in force now (read from the environment each call; cheap)."""
-    return Settings.from_env()
+    """The settings in force now: the environment (read each call; cheap), then :func:`use`'s."""
+    settings = Settings.from_env()
+    return settings.with_(**_AMBIENT) if _AMBIENT else settings

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from . import flux, kube
+from . import flux, graph, kube
 from .settings import Settings, get_settings
 
 #: Kinds shown in the status table, in ``flux get all`` order.
@@ -105,9 +105,9 @@ def status_text(settings: Settings | None = None, *, tree: bool = True, events: 
     settings = settings or get_settings()
     parts = [text_table(status_rows(flux.list_objects(TABLE_KINDS, settings=settings)))]
     if tree:
-        roots = flux.dependency_tree(settings)
+        roots = graph.dependency_tree(settings)
         if roots:
-            parts.append("Dependencies:\n" + flux.render_tree(roots))
+            parts.append("Dependencies:\n" + graph.render_tree(roots))
     if events:
         lines = event_lines(flux.flux_events(events, settings))
         if lines:
@@ -199,7 +199,7 @@ class FluxStatus:
                 objs = flux.list_objects(TABLE_KINDS, settings=self.settings)
                 self._table.value = _html_table(status_rows(objs))
                 if self.tree:
-                    tree = flux.render_tree(flux.dependency_tree(self.settings), revisions=True)
+                    tree = graph.render_tree(graph.dependency_tree(self.settings), revisions=True)
                     self._tree.value = ("<b>Dependencies</b><pre style='font-size:12px'>"
                                         f"{html.escape(tree)}</pre>")
                 if self.events:

@@ -20,20 +20,21 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from . import drift, flux
+from . import diff, flux, stopwatch
+from ._pointer import short
 from .settings import Settings, get_settings
 from .widgets import is_live, text_table
 
 _COLOURS = {"Synced": "#1a7f37", "OutOfSync": "#cf222e"}
 
 
-def report_rows(report: drift.DriftReport, width: int = 48) -> list[list[str]]:
+def report_rows(report: diff.DriftReport, width: int = 48) -> list[list[str]]:
     """One row per drifted field: object, path, desired, live, set by."""
-    return [[d.object, d.path, drift._short(d.desired, width), drift._short(d.live, width),
+    return [[d.object, d.path, short(d.desired, width), short(d.live, width),
              d.owner or "-"] for d in report.diffs]
 
 
-def report_html(report: drift.DriftReport) -> str:
+def report_html(report: diff.DriftReport) -> str:
     """The report as an HTML table with a Synced/OutOfSync badge (pure: no cluster calls)."""
     state = "Synced" if report.in_sync else "OutOfSync"
     badge = (f"<span style='background:{_COLOURS[state]};color:white;padding:1px 6px;"
@@ -80,7 +81,7 @@ class DriftView:
         self.namespace = namespace or flux.NAMESPACE
         self.settings = settings or get_settings()
         self.live = is_live() if live is None else live
-        self.report: drift.DriftReport | None = None
+        self.report: diff.DriftReport | None = None
         self._lock = threading.Lock()
         self.widget: Any = None
         self._shown = False
@@ -99,11 +100,11 @@ class DriftView:
             self.widget = w.VBox([w.HBox([self._refresh, self._reconcile, self._stamp]),
                                   self._body])
 
-    def refresh(self) -> drift.DriftReport:
+    def refresh(self) -> diff.DriftReport:
         """Compute the diff again and redraw it (headless: print it)."""
         with self._lock:
             try:
-                self.report = drift.diff(self.kind, self.name, self.namespace,
+                self.report = diff.diff(self.kind, self.name, self.namespace,
                                          settings=self.settings)
             except Exception as err:  # noqa: BLE001 - show it in the panel, keep the kernel
                 if not self.live:
@@ -119,10 +120,10 @@ class DriftView:
                 print(self.report.text())
             return self.report
 
-    def reconcile_now(self) -> drift.DriftReport:
+    def reconcile_now(self) -> diff.DriftReport:
         """What ``flux reconcile`` does, from Python: set the annotation, wait until the
         controller handled it, then diff again."""
-        obj = drift.reconcile_now(self.kind, self.name, self.namespace, settings=self.settings)
+        obj = flux.reconcile_now(self.kind, self.name, self.namespace, settings=self.settings)
         if not self.live:
             print(f"{self.kind}/{self.name} handled the reconcile request: {obj.ready} "
                   f"{obj.reason}")
@@ -155,14 +156,14 @@ def drift_view(kind: str, name: str, namespace: str | None = None,
     return view
 
 
-def timings_text(timings: Sequence[drift.Timing]) -> str:
+def timings_text(timings: Sequence[stopwatch.Timing]) -> str:
     """Stopwatch readings as an aligned table (seconds rounded to 0.1 s)."""
     rows = [[t.what, t.trigger, f"{t.seconds:.1f}", f"{t.bound:.0f}" if t.bound else "-",
              "yes" if t.within_bound else "NO"] for t in timings]
     return text_table(rows, ["MEASURED", "TRIGGER", "SECONDS", "BOUND", "WITHIN"])
 
 
-def plot_stopwatch(timings: Sequence[drift.Timing], *, title: str = "Drift stopwatch") -> Any:
+def plot_stopwatch(timings: Sequence[stopwatch.Timing], *, title: str = "Drift stopwatch") -> Any:
     """A dot per reading, grouped by trigger, with each interval's bound as a dashed line.
 
     Returns the matplotlib Figure (Jupyter shows it; headless it can be saved).
@@ -170,7 +171,7 @@ def plot_stopwatch(timings: Sequence[drift.Timing], *, title: str = "Drift stopw
     # Jupyter (live or papermill) draws inline; a plain shell without a display gets Agg.
     import matplotlib.pyplot as plt
 
-    groups: dict[str, list[drift.Timing]] = {}
+    groups: dict[str, list[stopwatch.Timing]] = {}
     for t in timings:
         groups.setdefault(f"{t.what}\n{t.trigger}", []).append(t)
     fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(groups)), 3.6))

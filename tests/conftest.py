@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from homekube_lab import toolchain
+from homekube_lab import lab, toolchain
 from homekube_lab.errors import ToolMissing
 from homekube_lab.settings import Settings
 
@@ -47,7 +47,7 @@ def embedded_cluster(state: Path) -> Iterator[tuple[Settings, object]]:
     os.environ["HOMEKUBE_STATE_DIR"] = str(state)
     settings = Settings.from_env()
     try:
-        info = embedded.up(settings, progress=lambda m: print(f"[up] {m}"))
+        info = lab.up(settings, progress=lambda m: print(f"[up] {m}"))
         yield settings, info
     finally:
         _keep_logs(settings, ARTIFACTS / "cluster-logs" / f"{state.parent.name}-{state.name}")

@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from homekube_lab import flux, kube, toolchain
+from homekube_lab import flux, kube, lab, toolchain
 from homekube_lab._cmd import run
 from homekube_lab.embedded import cluster as embedded
 from homekube_lab.embedded import processes
@@ -286,20 +286,20 @@ def test_learner_repo_follows_a_moved_git_server(tmp_path: Path) -> None:
     settings = Settings.from_env({**os.environ, "HOMEKUBE_STATE_DIR": str(tmp_path / "state")})
     quiet = lambda m: None  # noqa: E731
     try:
-        first = embedded.up(settings, progress=quiet)
+        first = lab.up(settings, progress=quiet)
         embedded.down(settings, purge=True, progress=quiet)
         assert (settings.workdir / ".git").is_dir(), "purge must keep the learner's repository"
         with socket.socket() as blocker:
             blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             blocker.bind(("127.0.0.1", first.ports["git-server"]))
             blocker.listen()
-            second = embedded.up(settings, progress=quiet)
+            second = lab.up(settings, progress=quiet)
         assert second.ports["git-server"] != first.ports["git-server"]
         repo = LearnerRepo(settings)
         url = repo._current_charts_url()
         assert url == second.charts_url
         assert repo.log(1)[0].subject.startswith("Point the HelmRepository")
-        third = embedded.down(settings, progress=quiet) and embedded.up(settings, progress=quiet)
+        third = embedded.down(settings, progress=quiet) and lab.up(settings, progress=quiet)
         assert third.ports["git-server"] == second.ports["git-server"]
     finally:
         embedded.down(settings, progress=quiet)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from homekube_lab import drift, flux, gitops, kube
+from homekube_lab import diff, drift, flux, gitops, kube, stopwatch
 from homekube_lab.settings import Settings
 
 pytestmark = pytest.mark.cluster
@@ -30,7 +30,7 @@ def hello_web(lab_settings: Settings, cluster: object) -> Iterator[Settings]:
         flux.sync(settings=lab_settings, progress=None)
     flux.wait_ready("HelmRelease", "hello-web", NS, settings=lab_settings, progress=None)
     yield lab_settings
-    drift.set_drift_detection(None, settings=lab_settings, progress=None)
+    gitops.set_drift_detection(None, settings=lab_settings, progress=None)
 
 
 def _reconcile(kind: str, name: str, namespace: str, settings: Settings) -> None:
@@ -40,7 +40,7 @@ def _reconcile(kind: str, name: str, namespace: str, settings: Settings) -> None
 
 def test_kustomization_drift_is_diffed_and_reverted(hello_web: Settings) -> None:
     s = hello_web
-    assert drift.diff("Kustomization", "apps", settings=s).in_sync
+    assert diff.diff("Kustomization", "apps", settings=s).in_sync
     scaled = drift.scale("Deployment", "echo", NS, 3, settings=s)
     labelled = drift.label("Deployment", "echo", NS, "team", "red", settings=s)
     kept = drift.label("Deployment", "echo", NS, "owner", "me", via="python", settings=s)
@@ -50,7 +50,7 @@ def test_kustomization_drift_is_diffed_and_reverted(hello_web: Settings) -> None
         assert labelled.field_manager == "kubectl-label"
         assert kept.field_manager == drift.LEARNER_MANAGER
 
-        report = drift.diff("Kustomization", "apps", settings=s)
+        report = diff.diff("Kustomization", "apps", settings=s)
         assert report.manager == "kustomize-controller"
         assert report.source.startswith("main@sha1:")
         # kubectl's label is drift (kustomize-controller takes over kubectl* managers);
@@ -59,7 +59,7 @@ def test_kustomization_drift_is_diffed_and_reverted(hello_web: Settings) -> None
                                   ("Deployment/homekube-apps/echo", "/spec/replicas")]
         replicas = report.for_object("Deployment/homekube-apps/echo")[1]
         assert (replicas.desired, replicas.live) == (1, 3)
-        assert drift.flux_diff("apps", settings=s).drifted  # Flux itself sees this one
+        assert diff.flux_diff("apps", settings=s).drifted  # Flux itself sees this one
 
         flux.request_reconcile("Kustomization", "apps", settings=s)
         back = drift.wait_reverted(scaled, timeout=30, settings=s, progress=None)
@@ -68,14 +68,14 @@ def test_kustomization_drift_is_diffed_and_reverted(hello_web: Settings) -> None
         assert not drift.watch(kept, 1.0, settings=s).reverted
     finally:
         drift.label("Deployment", "echo", NS, "owner", None, via="python", settings=s)
-    assert drift.diff("Kustomization", "apps", settings=s).in_sync
+    assert diff.diff("Kustomization", "apps", settings=s).in_sync
 
 
 def test_deleted_object_comes_back(hello_web: Settings) -> None:
     s = hello_web
     gone = drift.delete("ConfigMap", "welcome", NS, settings=s)
     assert gone.after is drift.ABSENT
-    report = drift.diff("Kustomization", "apps", settings=s)
+    report = diff.diff("Kustomization", "apps", settings=s)
     assert ("ConfigMap/homekube-apps/welcome", "/") in report.paths()
     flux.request_reconcile("Kustomization", "apps", settings=s)
     assert drift.wait_reverted(gone, timeout=30, settings=s, progress=None).reverted
@@ -84,23 +84,23 @@ def test_deleted_object_comes_back(hello_web: Settings) -> None:
 
 def test_helmrelease_drift_shows_in_our_diff_not_in_flux_diff(hello_web: Settings) -> None:
     s = hello_web
-    drift.set_drift_detection(None, settings=s, progress=None)
-    assert drift.diff("HelmRelease", "hello-web", NS, settings=s).in_sync
+    gitops.set_drift_detection(None, settings=s, progress=None)
+    assert diff.diff("HelmRelease", "hello-web", NS, settings=s).in_sync
     before = kube.get_object("apps/v1", "Deployment", "hello-web", NS, s)["spec"]["replicas"]
     scaled = drift.scale("Deployment", "hello-web", NS, before + 2, settings=s)
     try:
-        report = drift.diff("HelmRelease", "hello-web", NS, settings=s)
+        report = diff.diff("HelmRelease", "hello-web", NS, settings=s)
         assert report.mode == "disabled" and not report.will_correct
         assert report.manager == "helm-controller"
         assert report.paths() == [("Deployment/homekube-apps/hello-web", "/spec/replicas")]
         assert (report.diffs[0].desired, report.diffs[0].live) == (before, before + 2)
         # what a learner has from Flux: flux diff compares the HelmRelease object only
-        assert not drift.flux_diff("apps", settings=s).drifted
+        assert not diff.flux_diff("apps", settings=s).drifted
 
         _reconcile("HelmRelease", "hello-web", NS, s)
         assert not drift.watch(scaled, 2.0, settings=s).reverted  # disabled: it stays
 
-        change = drift.set_drift_detection("enabled", settings=s, progress=None)
+        change = gitops.set_drift_detection("enabled", settings=s, progress=None)
         assert change.value == {"mode": "enabled"}
         _reconcile("HelmRelease", "hello-web", NS, s)
         back = drift.wait_reverted(scaled, timeout=30, settings=s, progress=None)
@@ -108,40 +108,40 @@ def test_helmrelease_drift_shows_in_our_diff_not_in_flux_diff(hello_web: Setting
         signal = drift.helm_drift_signal("hello-web", NS, scaled.at, settings=s)
         assert any(e.startswith("DriftCorrected") for e in signal.events), signal
     finally:
-        drift.set_drift_detection(None, settings=s, progress=None)
+        gitops.set_drift_detection(None, settings=s, progress=None)
         kube.kubectl("scale", "deployment/hello-web", "-n", NS, f"--replicas={before}",
                      settings=s)
-    assert drift.diff("HelmRelease", "hello-web", NS, settings=s).in_sync
+    assert diff.diff("HelmRelease", "hello-web", NS, settings=s).in_sync
 
 
 def test_ignore_rule_leaves_a_field_alone(hello_web: Settings) -> None:
     s = hello_web
     rule = {"paths": ["/spec/replicas"], "target": {"kind": "Deployment"}}
     before = kube.get_object("apps/v1", "Deployment", "hello-web", NS, s)["spec"]["replicas"]
-    drift.set_drift_detection("enabled", [rule], settings=s, progress=None)
+    gitops.set_drift_detection("enabled", [rule], settings=s, progress=None)
     try:
         scaled = drift.scale("Deployment", "hello-web", NS, before + 1, settings=s)
         colour = drift.set_field("ConfigMap", "hello-web", NS, "/data/color", "red", settings=s)
-        report = drift.diff("HelmRelease", "hello-web", NS, settings=s)
+        report = diff.diff("HelmRelease", "hello-web", NS, settings=s)
         assert report.paths() == [("ConfigMap/homekube-apps/hello-web", "/data/color")]
         assert report.ignored == ["Deployment/homekube-apps/hello-web /spec/replicas"]
         _reconcile("HelmRelease", "hello-web", NS, s)
         assert drift.wait_reverted(colour, timeout=30, settings=s, progress=None).reverted
         assert not drift.watch(scaled, 1.0, settings=s).reverted
     finally:
-        drift.set_drift_detection(None, settings=s, progress=None)
+        gitops.set_drift_detection(None, settings=s, progress=None)
         kube.kubectl("scale", "deployment/hello-web", "-n", NS, f"--replicas={before}",
                      settings=s)
 
 
 def test_time_to_revert_and_commit_to_applied_are_measured(hello_web: Settings) -> None:
     s = hello_web
-    revert = drift.time_to_revert(forced=True, settings=s, progress=None)
+    revert = stopwatch.time_to_revert(forced=True, settings=s, progress=None)
     assert revert.trigger == "forced" and 0 < revert.seconds < 10
     try:
-        applied = drift.commit_to_applied(forced=True, settings=s, progress=None)
+        applied = stopwatch.commit_to_applied(forced=True, settings=s, progress=None)
         assert applied.what == "commit → applied" and 0 < applied.seconds < 15
     finally:
-        drift.clear_stopwatch(settings=s, progress=None)
+        stopwatch.clear_stopwatch(settings=s, progress=None)
     cm = kube.get_object("v1", "ConfigMap", "welcome", NS, s)
     assert "stopwatch" not in (cm.get("data") or {})

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from homekube_lab import gitops
+from homekube_lab import gitops, yamledit
 from homekube_lab._cmd import run
 from homekube_lab.embedded import gitserver
 from homekube_lab.errors import GitError, ManifestInvalid
@@ -30,6 +30,7 @@ def lab(tmp_path: Path) -> Iterator[tuple[Settings, str, str]]:
     charts.mkdir()
     cred_file = gitserver.credentials_path(settings)
     gitserver.write_credentials(cred_file, "homekube", "pw-123")
+    gitserver.init_bare(settings.git_dir / "homekube.git")  # what the embedded cluster does
     srv = gitserver.make_server(settings.git_dir, charts, 0, cred_file, log=None)
     thread = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
     thread.start()
@@ -216,8 +217,8 @@ def test_render_template_replaces_the_chart_url(tmp_path: Path):
 def test_append_resource_keeps_comments():
     text = "# top\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n" \
            "resources:\n  - a.yaml  # first\n  # a comment\n  - b.yaml\nnamePrefix: x-\n"
-    out = gitops._append_resource(text, "c.yaml")
-    assert out is not None and "# first" in out and "# top" in out
+    out = yamledit.append_item(text, ["resources"], "c.yaml")
+    assert "# first" in out and "# top" in out and "# a comment" in out
     assert yaml.safe_load(out)["resources"] == ["a.yaml", "b.yaml", "c.yaml"]
     assert yaml.safe_load(out)["namePrefix"] == "x-"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from homekube_lab import flux, lab, widgets
+from homekube_lab import flux, graph, lab, widgets
 from homekube_lab.errors import LabError
 
 
@@ -58,11 +58,11 @@ def test_status_rows_and_table() -> None:
 
 
 def test_render_tree() -> None:
-    hr = flux.TreeNode("HelmRelease/homekube-apps/hello-web", "applies", "False", "", [])
-    apps = flux.TreeNode("Kustomization/apps", "dependsOn", "True", "", [hr])
-    infra = flux.TreeNode("Kustomization/infrastructure", "source", "True", "", [apps])
-    root = flux.TreeNode("GitRepository/flux-system", "", "True", "main@0123456", [infra])
-    assert flux.render_tree([root]).splitlines() == [
+    hr = graph.TreeNode("HelmRelease/homekube-apps/hello-web", "applies", "False", "", [])
+    apps = graph.TreeNode("Kustomization/apps", "dependsOn", "True", "", [hr])
+    infra = graph.TreeNode("Kustomization/infrastructure", "source", "True", "", [apps])
+    root = graph.TreeNode("GitRepository/flux-system", "", "True", "main@0123456", [infra])
+    assert graph.render_tree([root]).splitlines() == [
         "GitRepository/flux-system Ready",
         "└─ Kustomization/infrastructure [source] Ready",
         "   └─ Kustomization/apps [dependsOn] Ready",

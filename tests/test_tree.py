@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from homekube_lab import gitops, toolchain
+from homekube_lab import gitops, toolchain, yamledit
 from homekube_lab._cmd import run
 from homekube_lab.embedded.helmrepo import bundled_charts
 from homekube_lab.errors import ToolMissing
@@ -98,7 +98,7 @@ def test_apps_build_with_the_example_helmrelease(tmp_path: Path):
     apps = tmp_path / "clusters" / "apps" / "local"
     shutil.copy(EXAMPLE, apps / "hello-web.yaml")
     kfile = apps / "kustomization.yaml"
-    kfile.write_text(gitops._append_resource(kfile.read_text(), "hello-web.yaml") or "")
+    kfile.write_text(yamledit.append_item(kfile.read_text(), ["resources"], "hello-web.yaml"))
     release = by_kind(build(apps))[("HelmRelease", "hello-web")]
     assert release["apiVersion"] == "helm.toolkit.fluxcd.io/v2"
     chart = release["spec"]["chart"]["spec"]

@@ -32,12 +32,13 @@ from pathlib import Path
 
 import psutil
 
-from .. import toolchain
+from .. import state, toolchain
 from .._cmd import run
 from ..errors import ClusterNotRunning, LabError
 from ..settings import Settings, get_settings
+from ..state import write_private
 from . import processes
-from .pki import PKI, SERVICE_CIDR, write_private
+from .pki import PKI, SERVICE_CIDR
 
 Progress = Callable[[str], None]
 
@@ -152,7 +153,7 @@ class _Stack:
     def __init__(self, settings: Settings) -> None:
         self.s = settings
         self.pki = PKI(settings.pki_dir)
-        self.meta = _read_json(settings.cluster_file)
+        self.record = state.cluster_file(settings)
 
     # ports & urls ------------------------------------------------------------
     @property
@@ -162,7 +163,7 @@ class _Stack:
         return self.s.git_dir / "server-port"
 
     def allocate_ports(self) -> dict[str, int]:
-        ports: dict[str, int] = dict(self.meta.get("ports", {}))
+        ports: dict[str, int] = dict(self.record.ports)
         if "git-server" not in ports and self.git_port_file.is_file():
             ports["git-server"] = int(self.git_port_file.read_text().strip())
         for name in _PORTS:
@@ -170,14 +171,14 @@ class _Stack:
             if name in ports and (running or processes.port_free(ports[name])):
                 continue
             ports[name] = processes.free_port()
-        self.meta["ports"] = ports
+        self.record.ports = ports
         self.s.git_dir.mkdir(parents=True, exist_ok=True)
         self.git_port_file.write_text(str(ports["git-server"]))
         return ports
 
     @property
     def ports(self) -> dict[str, int]:
-        return self.meta.get("ports", {})
+        return self.record.ports
 
     @property
     def server(self) -> str:
@@ -198,8 +199,7 @@ class _Stack:
         return self.s.log_dir / f"{name}.log"
 
     def save(self) -> None:
-        self.s.run_dir.mkdir(parents=True, exist_ok=True)
-        self.s.cluster_file.write_text(json.dumps(self.meta, indent=2))
+        self.record.save()
 
     # commands ----------------------------------------------------------------
     def argv(self, name: str) -> list[str]:
@@ -222,7 +222,7 @@ class _Stack:
                     f"--etcd-cafile={k('ca.crt')}", f"--etcd-certfile={k('etcd-client.crt')}",
                     f"--etcd-keyfile={k('etcd-client.key')}",
                     "--bind-address=127.0.0.1", f"--secure-port={p['kube-apiserver']}",
-                    f"--advertise-address={self.meta['advertise_ip']}",
+                    f"--advertise-address={self.record.advertise_ip}",
                     f"--tls-cert-file={k('apiserver.crt')}", f"--tls-private-key-file={k('apiserver.key')}",
                     f"--client-ca-file={k('ca.crt')}",
                     "--authorization-mode=Node,RBAC", "--anonymous-auth=false",
@@ -369,18 +369,16 @@ def up(settings: Settings | None = None, progress: Progress = print, *, fresh: b
         progress(f"already running ({len(COMPONENTS)} components healthy): nothing to do")
         return _info(stack, [], time.monotonic() - t0)
 
-    stack.meta.setdefault("advertise_ip", advertise_ip())
+    stack.record.advertise_ip = stack.record.advertise_ip or advertise_ip()
     stack.allocate_ports()
-    stack.pki.ensure(stack.meta["advertise_ip"])
+    stack.pki.ensure(stack.record.advertise_ip)
     for stem in ("admin", "kube-controller-manager", "kube-scheduler", "kwok", "flux"):
         write_private(stack.kubeconfig_for(stem),
                       stack.pki.kubeconfig(stem, stack.server, cluster=CLUSTER_NAME).encode())
     write_private(settings.kubeconfig, stack.pki.kubeconfig("admin", stack.server, cluster=CLUSTER_NAME,
                                                             user="homekube-admin").encode())
-    from .gitserver import ensure_credentials
-
-    ensure_credentials(stack.credentials_file, GIT_USER)
-    stack.meta["git_url"], stack.meta["charts_url"] = stack.git_url, stack.charts_url
+    state.ensure_credentials(stack.credentials_file, GIT_USER)
+    stack.record.git_url, stack.record.charts_url = stack.git_url, stack.charts_url
     stack.save()
 
     started: list[str] = []
@@ -440,8 +438,10 @@ def _ensure_node(stack: _Stack) -> None:
 
 
 def _prepare_git(stack: _Stack, progress: Progress) -> None:
-    """Package the lab's charts into the Helm repository and seed the learner's repo."""
-    from .. import gitops
+    """Create the bare repository the server serves and package the lab's charts into the
+    Helm repository. (Seeding the learner's repository is not the cluster's job:
+    ``homekube_lab.lab.up`` does it once the cluster is up.)"""
+    from .gitserver import init_bare
     from .helmrepo import package_charts
 
     charts_dir = stack.s.state_dir / "charts"
@@ -449,9 +449,7 @@ def _prepare_git(stack: _Stack, progress: Progress) -> None:
     # Always (re)package (~0.3 s): index.yaml carries the server's URL, port included.
     charts = package_charts(src, charts_dir, stack.charts_url, toolchain.path("helm", stack.s))
     progress(f"Helm repository: {', '.join(f'{c.name}-{c.version}' for c in charts)}")
-    repo = gitops.LearnerRepo(stack.s)
-    repo.seed(stack.git_url, stack.charts_url)
-    repo.point_charts_at(stack.charts_url)
+    init_bare(stack.s.git_dir / "homekube.git")
 
 
 # --------------------------------------------------------------------------- status / down / env
@@ -462,7 +460,7 @@ def status(settings: Settings | None = None) -> list[ComponentStatus]:
     settings = settings or get_settings()
     stack = _Stack(settings)
     rows: list[ComponentStatus] = []
-    if not stack.meta:
+    if not stack.record.exists:
         return rows
     port_of = {"etcd": "etcd", "kube-apiserver": "kube-apiserver",
                "kube-controller-manager": "kube-controller-manager",

@@ -22,17 +22,14 @@ import argparse
 import base64
 import binascii
 import hmac
-import json
 import os
 import posixpath
-import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
-from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -41,7 +38,15 @@ from urllib.parse import unquote, urlsplit
 
 from .._cmd import run
 from ..errors import LabError
-from ..settings import Settings
+
+# The account files are the state dir's (homekube_lab.state); re-exported for the server's users.
+from ..state import (  # noqa: F401
+    Credentials,
+    credentials_path,
+    ensure_credentials,
+    read_credentials,
+    write_credentials,
+)
 
 #: Every listener of the lab binds loopback only.
 HOST = "127.0.0.1"
@@ -59,23 +64,7 @@ _COPY_CHUNK = 64 * 1024
 _BACKEND_TIMEOUT = 300
 
 
-@dataclass(frozen=True)
-class Credentials:
-    """The one account the embedded Git server accepts."""
-
-    username: str
-    password: str
-
-    def __repr__(self) -> str:  # never print the password by accident
-        return f"Credentials(username={self.username!r}, password='***')"
-
-
 # --- bare repositories and credentials ------------------------------------------------------
-
-
-def credentials_path(settings: Settings) -> Path:
-    """Where the embedded server's account is kept by default (next to its repositories)."""
-    return settings.git_dir / "server-credentials.json"
 
 
 def init_bare(repo: Path) -> None:
@@ -89,49 +78,6 @@ def init_bare(repo: Path) -> None:
         run(["git", "init", "--quiet", "--bare", "-b", "main", str(repo)])
     # http-backend refuses receive-pack unless this is set (or REMOTE_USER is): be explicit.
     run(["git", "--git-dir", str(repo), "config", "http.receivepack", "true"])
-
-
-def write_credentials(path: Path, username: str, password: str) -> Credentials:
-    """Store the server's account as JSON in ``path`` (file 0600, directory 0700)."""
-    if not username or ":" in username:
-        raise LabError(f"Git username {username!r} must be non-empty and contain no ':'",
-                       next_step="pick a plain username such as `homekube`")
-    if not password:
-        raise LabError("the Git password must not be empty",
-                       next_step="use `secrets.token_urlsafe(24)` for a password")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump({"username": username, "password": password}, fh)
-        fh.write("\n")
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-    return Credentials(username, password)
-
-
-def read_credentials(path: Path) -> Credentials:
-    """The account stored by :func:`write_credentials`."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return Credentials(str(data["username"]), str(data["password"]))
-    except FileNotFoundError:
-        raise LabError(f"Git server credentials file {path} does not exist",
-                       next_step="run `homekube-lab up` (it writes the credentials)") from None
-    except (ValueError, KeyError, TypeError) as err:
-        raise LabError(f"Git server credentials file {path} is not valid: {err}",
-                       next_step=f"delete {path} and run `homekube-lab up` again") from None
-
-
-def ensure_credentials(path: Path, username: str = "homekube") -> Credentials:
-    """Read the account in ``path``, or create one with a random password."""
-    path = Path(path)
-    if path.is_file():
-        return read_credentials(path)
-    return write_credentials(path, username, secrets.token_urlsafe(24))
 
 
 # --- the server -----------------------------------------------------------------------------

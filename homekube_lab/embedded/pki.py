@@ -27,6 +27,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ..state import write_private
+
 #: The first address of --service-cluster-ip-range: the `kubernetes` Service's ClusterIP.
 SERVICE_CIDR = "10.96.0.0/12"
 KUBERNETES_SERVICE_IP = "10.96.0.1"
@@ -52,17 +54,6 @@ CLIENTS = (
     ClientIdentity("flux", "homekube-flux-controllers", ("system:masters",)),
     ClientIdentity("etcd-client", "kube-apiserver-etcd-client"),
 )
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` with mode 0600 from the first byte (no window)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
 
 
 def _key() -> ec.EllipticCurvePrivateKey:
