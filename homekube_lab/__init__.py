@@ -12,3 +12,4 @@ embedded/ (the local cluster) → toolchain/ (pinned binaries) → _cmd/errors/s
 """
 
 __version__ = "0.1.0"
+from .notebook_display import register_in_kernel as _register_in_kernel; _register_in_kernel()  # noqa: E402,E702,I001 - LabError fits one screen in Jupyter; a no-op elsewhere

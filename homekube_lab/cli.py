@@ -2,13 +2,14 @@
 
 ::
 
-    homekube-lab tools install|list     build/find pinned binaries; list name, version, path
-    homekube-lab up [--fresh]           start the embedded cluster + Git server (idempotent)
-    homekube-lab status [--json]        each component: name, pid, port, healthy, log file
-    homekube-lab env                    shell exports (KUBECONFIG, PATH) for the embedded cluster
-    homekube-lab down [--purge]         stop everything it started; keep data unless --purge
-    homekube-lab lab                    up + JupyterLab on notebooks/
-    homekube-lab run [NN ...]           execute lessons headless with papermill
+    homekube-lab tools install|list          build/find pinned binaries; list name, version, path
+    homekube-lab up [--fresh]                start the embedded cluster + Git server (idempotent)
+    homekube-lab status [--json]             each component: name, pid, port, healthy, log file
+    homekube-lab env                         shell exports (KUBECONFIG, PATH) for the embedded cluster
+    homekube-lab down [--purge]              stop everything it started; keep data unless --purge
+    homekube-lab lab [--fresh-copy NN ...]   up + JupyterLab on your copies of the lessons
+    homekube-lab notebooks [--fresh NN ...]  only prepare your copies; print where they are
+    homekube-lab run [NN ...]                execute lessons headless with papermill
 """
 
 from __future__ import annotations
@@ -104,7 +105,19 @@ def cmd_env(args: argparse.Namespace) -> int:
 def cmd_lab(args: argparse.Namespace) -> int:
     from . import lab
 
-    return lab.open_lab(get_settings(), progress=_progress, port=args.port, no_browser=args.no_browser)
+    return lab.open_lab(get_settings(), progress=_progress, port=args.port, no_browser=args.no_browser,
+                        fresh=args.fresh_copy)
+
+
+def cmd_notebooks(args: argparse.Namespace) -> int:
+    from . import lab
+
+    where = lab.learner_notebooks(get_settings(), fresh=args.fresh, progress=_progress)
+    names = sorted(p.name for p in where.glob("[0-9][0-9]-*.ipynb"))
+    print(f"your copies of the lessons are in {where}:")
+    print("\n".join(f"  {n}" for n in names))
+    print("open them with `homekube-lab lab` (it starts the cluster too)")
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -143,7 +156,16 @@ def build_parser() -> argparse.ArgumentParser:
     lab_p = sub.add_parser("lab", help="start the cluster and open JupyterLab on the lessons")
     lab_p.add_argument("--port", type=int, default=8888)
     lab_p.add_argument("--no-browser", action="store_true")
+    lab_p.add_argument("--fresh-copy", nargs="+", action="extend", default=[], metavar="NN",
+                       help="replace your copy of these lessons with a fresh one (the old one "
+                       "is saved as .bak-<time> first)")
     lab_p.set_defaults(func=cmd_lab)
+    nb_p = sub.add_parser("notebooks", help="prepare your copies of the lessons (no cluster, no "
+                          "JupyterLab) and print where they are")
+    nb_p.add_argument("--fresh", nargs="+", action="extend", default=[], metavar="NN",
+                      help="replace your copy of these lessons with a fresh one (the old one is "
+                      "saved as .bak-<time> first)")
+    nb_p.set_defaults(func=cmd_notebooks)
     r = sub.add_parser("run", help="execute lessons headless (papermill), e.g. `run 00 01`")
     r.add_argument("lessons", nargs="*", help="number prefixes; default: all, in order")
     r.add_argument("--output", default=None, help="where executed notebooks go")

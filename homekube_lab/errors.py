@@ -1,7 +1,8 @@
 """One error tree, split by what the learner should do next.
 
-Every message ends with the next thing to run, and the structured fields stay
-beside the message so notebooks, the CLI and tests can act on them::
+Every message ends with the next thing to run (optionally a hint and, for notebooks, a
+solution), and the structured fields stay beside the message so notebooks, the CLI and
+tests can act on them::
 
     try:
         flux.reconcile("apps")
@@ -15,12 +16,19 @@ from collections.abc import Sequence
 
 
 class LabError(Exception):
-    """Base of every error homekube-lab raises on purpose."""
+    """Base of every error homekube-lab raises on purpose.
 
-    def __init__(self, message: str, *, next_step: str = "") -> None:
+    ``hint`` nudges the learner towards the fix; ``solution`` gives it away, so a notebook
+    shows it folded (see ``homekube_lab.notebook_display``) and ``str()`` leaves it out.
+    """
+
+    def __init__(self, message: str, *, next_step: str = "", hint: str = "", solution: str = "") -> None:
         self.message = message
         self.next_step = next_step
-        super().__init__(f"{message}\n  next: {next_step}" if next_step else message)
+        self.hint = hint
+        self.solution = solution
+        text = f"{message}\n  next: {next_step}" if next_step else message
+        super().__init__(f"{text}\n  hint: {hint}" if hint else text)
 
 
 class ToolMissing(LabError):

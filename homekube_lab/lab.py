@@ -1,8 +1,10 @@
 """The lessons, two ways: JupyterLab for a learner, papermill for headless runs and CI.
 
 ``open_lab`` makes sure there is a cluster (the embedded one, started if needed, or the
-learner's context), then replaces this process with JupyterLab on ``notebooks/`` whose
-kernels see ``KUBECONFIG``, the pinned tools on ``PATH`` and ``HOMEKUBE_STATE_DIR``.
+learner's context), then replaces this process with JupyterLab on the learner's own copies
+of the lessons (``learner_notebooks``: outputs cleared, edits kept across restarts) whose
+kernels see ``KUBECONFIG``, the pinned tools on ``PATH`` and ``HOMEKUBE_STATE_DIR``. The
+repository's ``notebooks/`` keep their reference outputs (nbval compares against them).
 ``run_lessons`` executes the numbered notebooks in order with papermill and keeps the
 executed copies; a failure names the notebook and cell and carries Flux's view::
 
@@ -14,6 +16,9 @@ executed copies; a failure names the notebook and cell and carries Flux's view::
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import json
 import os
 import sys
 import time
@@ -37,6 +42,11 @@ DEFAULT_OUTPUT = Path("artifacts") / "executed"
 #: Seconds one lesson may take in total; a lesson's own waits are far shorter
 #: (settings.timeout each), this only stops a hung kernel.
 LESSON_TIMEOUT = 1800
+#: Cells with this tag exist only in the repository's copy (e.g. "this copy shows
+#: reference outputs") and are left out of the learner's copy.
+REFERENCE_TAG = "reference-note"
+#: Per learner copy: hash of the lesson's cells it was made from, hash of the file written.
+COPIES_MANIFEST = ".homekube-copies.json"
 
 
 @dataclass
@@ -249,10 +259,153 @@ def _cell_index(source_notebook: Path, source: str, fallback: int) -> int:
         return fallback
 
 
+# --------------------------------------------------------------------------- learner copies
+
+
+def learner_dir(settings: Settings) -> Path:
+    """Where the learner's own copies of the lessons live: ``<state_dir>/notebooks``."""
+    return settings.state_dir / "notebooks"
+
+
+def learner_notebooks(settings: Settings, *, fresh: Sequence[str] = (), progress: Progress = print,
+                      source_dir: Path | None = None) -> Path:
+    """Make sure the learner has their own copy of every lesson; return the directory.
+
+    A copy has no outputs (a learner never sees an output they did not produce) and no
+    ``reference-note`` cells. An existing copy is never overwritten: if the lesson changed
+    and the copy is exactly as written, it is refreshed; if the learner changed it, it is
+    kept and ``progress`` says how to get the new lesson. ``fresh`` lesson numbers get a
+    new copy after the old one is saved as ``NN-name.ipynb.bak-<UTC time>``.
+    """
+    sources = lessons((), source_dir)
+    renew = set(lessons(fresh, source_dir)) if fresh else set()
+    dest = learner_dir(settings)
+    dest.mkdir(parents=True, exist_ok=True)
+    manifest = _read_manifest(dest, progress)
+    created = [src.name for src in sources
+               if _sync_copy(src, dest, manifest, fresh=src in renew, progress=progress)]
+    _write_bytes(dest / COPIES_MANIFEST, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
+    if created:
+        progress(f"your copies of {', '.join(created)} are in {dest} (outputs cleared; "
+                 "your edits stay there across restarts)")
+    return dest
+
+
+def _sync_copy(src: Path, dest: Path, manifest: dict[str, Any], *, fresh: bool,
+               progress: Progress) -> bool:
+    """Bring one learner copy up to date with ``src``; True if it was created just now."""
+    target = dest / src.name
+    data, source_hash = _learner_copy(src)
+    entry = manifest.get(src.name) if isinstance(manifest.get(src.name), dict) else None
+    if not target.exists():
+        _write_copy(target, data, source_hash, manifest)
+        return True
+    if fresh:
+        backup = _backup(target)
+        _write_copy(target, data, source_hash, manifest)
+        progress(f"{src.name}: fresh copy written; your previous copy is saved as {backup}")
+    elif entry is None:  # made before the manifest existed, or by hand
+        if target.read_bytes() == data:
+            _record(manifest, src.name, data, source_hash)
+        else:
+            progress(f"{src.name}: kept your copy (homekube-lab has no record of writing it, so it "
+                     f"cannot tell whether it matches the lesson); {_fresh_hint(src)}")
+    elif entry.get("source") != source_hash:
+        if _sha(target.read_bytes()) == entry.get("copy"):
+            _write_copy(target, data, source_hash, manifest)
+        else:
+            progress(f"{src.name}: a newer version of this lesson exists; your copy has your "
+                     f"changes, so it was kept. {_fresh_hint(src)}")
+    return False
+
+
+def _fresh_hint(src: Path) -> str:
+    number = src.name.split("-", 1)[0]
+    return (f"to get the new one run `homekube-lab notebooks --fresh {number}` (or "
+            f"`homekube-lab lab --fresh-copy {number}`); your copy is saved as a .bak first")
+
+
+def _learner_copy(src: Path) -> tuple[bytes, str]:
+    """The learner copy of lesson ``src`` as bytes, and the hash of the cells it holds."""
+    import nbformat
+
+    nb = nbformat.read(src, as_version=4)
+    nb.cells = [c for c in nb.cells if REFERENCE_TAG not in c.get("metadata", {}).get("tags", [])]
+    for cell in nb.cells:
+        for key in ("execution", "papermill", "ExecuteTime"):  # timings of someone else's run
+            cell.metadata.pop(key, None)
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    for key in ("papermill", "widgets"):  # run parameters, saved widget state (outputs)
+        nb.metadata.pop(key, None)
+    cells = [{"cell_type": c.cell_type, "source": c.source, "metadata": c.metadata} for c in nb.cells]
+    text = nbformat.writes(nb)
+    data = (text if text.endswith("\n") else text + "\n").encode("utf-8")
+    return data, _sha(json.dumps(cells, sort_keys=True).encode("utf-8"))
+
+
+def _write_copy(target: Path, data: bytes, source_hash: str, manifest: dict[str, Any]) -> None:
+    _write_bytes(target, data)
+    _record(manifest, target.name, data, source_hash)
+
+
+def _record(manifest: dict[str, Any], name: str, data: bytes, source_hash: str) -> None:
+    """Remember which lesson cells a copy was made from and what the file held."""
+    manifest[name] = {"source": source_hash, "copy": _sha(data), "written": _utc_stamp()}
+
+
+def _backup(path: Path) -> Path:
+    """Copy ``path`` byte for byte to ``<name>.bak-<UTC time>`` (never over another backup)."""
+    import shutil
+
+    stamp = _utc_stamp()
+    backup = path.with_name(f"{path.name}.bak-{stamp}")
+    n = 1
+    while backup.exists():
+        backup = path.with_name(f"{path.name}.bak-{stamp}-{n}")
+        n += 1
+    shutil.copy2(path, backup)
+    return backup
+
+
+def _read_manifest(dest: Path, progress: Progress) -> dict[str, Any]:
+    path = dest / COPIES_MANIFEST
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        progress(f"{path} is unreadable ({err}); existing copies are kept as they are")
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temporary file and rename, so a copy is never left half written."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _utc_stamp() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+# --------------------------------------------------------------------------- JupyterLab
+
+
 def lab_command(settings: Settings, port: int = 8888,
                 no_browser: bool = False) -> tuple[list[str], dict[str, str]]:
-    """The JupyterLab command line and environment ``open_lab`` runs (for tests and docs)."""
-    argv = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={notebooks_dir()}",
+    """The JupyterLab command line and environment ``open_lab`` runs (for tests and docs).
+
+    Its root is the learner's copies (``learner_dir``); ``open_lab`` prepares them first.
+    """
+    argv = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={learner_dir(settings)}",
             "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
             # A token protects the server even on loopback; Jupyter prints the URL with it.
             "--ServerApp.port_retries=10"]
@@ -266,15 +419,17 @@ def lab_command(settings: Settings, port: int = 8888,
 
 
 def open_lab(settings: Settings | None = None, progress: Progress = print, port: int = 8888,
-             no_browser: bool = False) -> int:
-    """Bring the cluster up (or check the learner's), then become JupyterLab on notebooks/.
+             no_browser: bool = False, *, fresh: Sequence[str] = ()) -> int:
+    """Prepare the learner's copies, bring the cluster up (or check the learner's), then
+    become JupyterLab on those copies. ``fresh``: lessons to re-copy (see ``learner_notebooks``).
 
     Only returns (non-zero) if JupyterLab cannot be started.
     """
     settings = settings or get_settings()
+    root = learner_notebooks(settings, fresh=fresh, progress=progress)
     up(settings, progress)
     argv, env = lab_command(settings, port, no_browser)
-    progress(f"JupyterLab on http://127.0.0.1:{port}/ (notebooks in {notebooks_dir()}); "
+    progress(f"JupyterLab on http://127.0.0.1:{port}/ (your copies of the lessons in {root}); "
              "stop it with Ctrl-C, then `homekube-lab down`")
     sys.stdout.flush()
     sys.stderr.flush()
