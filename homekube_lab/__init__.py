@@ -2,14 +2,25 @@
 
 The lessons in ``notebooks/`` call these modules; each is named after a concept::
 
-    from homekube_lab import flux, gitops, kube, checks
+    from homekube_lab import flux, gitops, lab
+    lab.use(mode="embedded", timeout=120)     # once per lesson: later calls use it
     flux.bootstrap()                          # flux bootstrap git … --path=clusters/local
     gitops.LearnerRepo().log()                # your GitOps repository's history
     flux.wait_ready("Kustomization", "apps")  # Flux applied what Git says
 
-Layers (imports point down only): widgets → flux/drift/gitops/kube/checks/helm →
-embedded/ (the local cluster) → toolchain/ (pinned binaries) → _cmd/errors/settings.
+Layers (imports point down only; ``tests/test_layers.py`` enforces it):
+
+    lab, cli                  the learner's entry points; the only users of ``embedded/``
+    widgets, widgets_drift, notebook_display    presentation (ipywidgets, IPython)
+    kube flux graph gitops helm diff drift stopwatch checks    concepts a learner can name
+    embedded/                 the local cluster: PKI, processes, Flux runner, Git + Helm server
+    toolchain/                pinned binaries: pins, wrapper Go modules, builds, version checks
+    _cmd errors settings state _poll _pointer yamledit    one runner, one error tree, one
+                              settings object, the state dir's files, one poller, one YAML editor
 """
 
+from .notebook_display import register_in_kernel as _register_in_kernel
+
 __version__ = "0.1.0"
-from .notebook_display import register_in_kernel as _register_in_kernel; _register_in_kernel()  # noqa: E402,E702,I001 - LabError fits one screen in Jupyter; a no-op elsewhere
+
+_register_in_kernel()  # in Jupyter a LabError fits one screen; a no-op elsewhere

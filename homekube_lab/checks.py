@@ -32,12 +32,53 @@ from .toolchain import pins
 FLUX_CONTROLLERS = tuple(sorted(pins.FLUX_CONTROLLERS))
 
 
+#: For each checkpoint: a hint (what to look at) and a solution (what usually fixes it). A
+#: notebook shows the hint first and folds the solution (``notebook_display``).
+HINTS: dict[str, tuple[str, str]] = {
+    "check_tools": ("a pinned binary is missing or reports another version",
+                    "run `homekube-lab tools install` in a terminal, then rerun this cell"),
+    "check_cluster": ("the API server did not answer, or the node is not Ready",
+                      "run `homekube-lab status`; `homekube-lab up` restarts what is down"),
+    "check_flux_prereqs": ("`flux check --pre` printed what it did not like, above",
+                           "`homekube-lab up`, then rerun lesson 00"),
+    "check_bootstrapped": ("are the four controllers running? `homekube-lab status` lists them",
+                           "rerun the bootstrap cell (`flux.bootstrap()` is idempotent)"),
+    "check_kustomizations_ready": ("`flux get kustomizations` shows each one's message",
+                                   "`flux.sync()` applies Git now, in dependsOn order"),
+    "check_helmrelease": ("`flux get helmreleases -A` and `flux events --for HelmRelease/hello-web "
+                          "-n homekube-apps` say what helm-controller did",
+                          "check the file you committed (`repo.diff()`, `repo.log()`), fix it, "
+                          "push, then `flux.sync()`"),
+    "check_release_history": ("`helm history hello-web -n homekube-apps` lists the revisions",
+                              "commit a values change and `flux.sync()`: each upgrade adds one"),
+    "check_ready_for_drift": ("this lesson builds on lessons 01 and 02",
+                              "run lessons 01 and 02 first (`homekube-lab run 01 02`)"),
+    "check_in_sync": ("the diff above lists each field that differs",
+                      "`flux.reconcile_now(kind, name)` re-applies Git"),
+    "check_drift_seen": ("the drift view compares with what Flux last applied",
+                         "cause the drift again, then rerun the view cell"),
+    "check_corrected": ("is the owner suspended, or its drift detection off? `flux get all -A`",
+                        "`flux.reconcile_now(kind, name)` forces the reconcile now"),
+    "check_not_corrected": ("something put the value back: what owns the field? the diff's SET BY",
+                            "rerun the step's cells from the top (the setup may have changed)"),
+    "check_drift_reported": ("`flux events --for HelmRelease/hello-web -n homekube-apps`",
+                             "set driftDetection to warn, cause drift, reconcile the HelmRelease"),
+    "check_resumed": ("`flux get kustomizations` shows SUSPENDED",
+                      "`flux.resume('Kustomization', 'apps')`"),
+    "check_timings": ("the table above shows each reading with its bound",
+                      "make sure nothing is suspended, then rerun the stopwatch cells"),
+}
+
+
 class CheckpointFailed(LabError):
     """A lesson checkpoint found the cluster (or Git) not in the state the step promised."""
 
-    def __init__(self, check: str, problem: str, *, next_step: str) -> None:
+    def __init__(self, check: str, problem: str, *, next_step: str, hint: str = "",
+                 solution: str = "") -> None:
         self.check, self.problem = check, problem
-        super().__init__(f"checkpoint {check} failed: {problem}", next_step=next_step)
+        default_hint, default_solution = HINTS.get(check, ("", ""))
+        super().__init__(f"checkpoint {check} failed: {problem}", next_step=next_step,
+                         hint=hint or default_hint, solution=solution or default_solution)
 
 
 class Passed(str):

@@ -172,8 +172,22 @@ def bootstrap_command(settings: Settings | None = None, *, mask: bool = True,
                 *common, "--silent"]
     if settings.git_url:
         return ["flux", "bootstrap", "git", f"--url={settings.git_url}", *common, "--silent"]
-    return ["flux", "bootstrap", "github", f"--owner={github_owner}", "--repository=HomeKube",
-            *common, "--personal"]
+    return github_bootstrap_command(github_owner)
+
+
+def shell_command(argv: list[str]) -> str:
+    """A command as a learner would type it: the command words on the first line, then one
+    flag per continuation line (``flux bootstrap git \\`` / ``  --url=… \\`` …)."""
+    words = [a for a in argv if not a.startswith("-")][: next(
+        (i for i, a in enumerate(argv) if a.startswith("-")), len(argv))]
+    flags = argv[len(words):]
+    return " \\\n  ".join([" ".join(words), *flags])
+
+
+def github_bootstrap_command(owner: str = "<github-username>") -> list[str]:
+    """ADR-002's own bootstrap: ``flux bootstrap github`` with a Personal Access Token."""
+    return ["flux", "bootstrap", "github", f"--owner={owner}", "--repository=HomeKube",
+            "--branch=main", "--path=clusters/local", "--personal"]
 
 
 def bootstrap(settings: Settings | None = None, progress: Progress | None = print) -> BootstrapResult:

@@ -650,7 +650,7 @@ class GitChange:
     seconds: float           # push → the live object has the new spec
 
     def text(self) -> str:
-        what = f"{self.key}: {short(self.previous)} → {short(self.value)}"
+        what = f"{self.key}: {short(self.previous, 200)} → {short(self.value, 200)}"
         if not self.commit:
             return f"{self.object} {what}: already so in Git (no commit)"
         # No SHA in the text: executed lessons compare it run to run (``commit`` holds it).
@@ -675,7 +675,7 @@ def commit_spec_change(kind: str, name: str, key: str, value: Any, *,
                        namespace: str = flux.NAMESPACE, message: str = "",
                        settings: Settings | None = None, timeout: float | None = None,
                        progress: Progress | None = None) -> GitChange:
-    """Set ``spec.<key>`` of a Flux object in Git (ABSENT removes it), the GitOps way.
+    """Set ``spec.<key>`` of a Flux object in Git (``None`` removes it), the GitOps way.
 
     Edits the file that defines it (comments kept), commits only if the content changed,
     pushes, makes the Kustomization that applies the file reconcile now, and waits until
@@ -683,6 +683,7 @@ def commit_spec_change(kind: str, name: str, key: str, value: Any, *,
     """
     settings = settings or get_settings()
     timeout = timeout if timeout is not None else settings.timeout
+    value = ABSENT if value is None else value
     k = flux.kind_of(kind)
     repo = LearnerRepo(settings)
     repo.pull()

@@ -126,10 +126,24 @@ def _environ(extra: Mapping[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
+_LESSON_STARTED: list[float] = []
+
+
 def use(**overrides: object) -> Settings:
     """A lesson's first call: ``lab.use(mode=mode, timeout=timeout)`` makes its parameters
-    the defaults of every later call in the kernel (see :func:`homekube_lab.settings.use`)."""
-    return settings_use(**overrides)
+    the defaults of every later call in the kernel (see :func:`homekube_lab.settings.use`),
+    and starts the lesson's clock (:func:`lesson_time`)."""
+    settings = settings_use(**overrides)
+    _LESSON_STARTED[:] = [time.monotonic()]
+    return settings
+
+
+def lesson_time() -> str:
+    """How long this lesson has taken on this machine so far (since :func:`use`)."""
+    if not _LESSON_STARTED:
+        return "this lesson's clock was not started (run its first cell)"
+    seconds = time.monotonic() - _LESSON_STARTED[0]
+    return f"This lesson took {int(seconds // 60)} min {int(seconds % 60)} s on this machine."
 
 
 def up(settings: Settings | None = None, progress: Progress = print, *,
@@ -442,3 +456,29 @@ def open_lab(settings: Settings | None = None, progress: Progress = print, port:
                        next_step="run `pip install -e .` (it installs jupyterlab), then "
                        "`homekube-lab lab` again") from None
     return 1  # pragma: no cover - execve does not return
+
+
+def adopt_outputs(executed_dir: Path, source_dir: Path | None = None) -> list[str]:
+    """Maintainers: make the outputs of a papermill run (``homekube-lab run``) the reference
+    outputs kept in the repository's lessons — the ones nbval checks and readers see.
+
+    Each code cell takes the outputs and execution count of the executed cell with the same
+    id; the source is never changed. Returns the lessons updated.
+    """
+    import nbformat
+
+    updated = []
+    for src in lessons(directory=source_dir or notebooks_dir()):
+        ran = Path(executed_dir) / src.name
+        if not ran.is_file():
+            continue
+        nb = nbformat.read(src, as_version=4)
+        done = {c.get("id"): c for c in nbformat.read(ran, as_version=4).cells
+                if c.cell_type == "code"}
+        for cell in nb.cells:
+            if cell.cell_type == "code" and cell.get("id") in done:
+                cell.outputs = done[cell["id"]].outputs
+                cell.execution_count = done[cell["id"]].execution_count
+        nbformat.write(nb, src)
+        updated.append(src.name)
+    return updated

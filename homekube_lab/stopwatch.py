@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from . import drift, flux, gitops, kube
@@ -24,7 +24,7 @@ from .errors import LabError
 from .settings import Settings, get_settings
 
 __all__ = ["JITTER", "REQUEUE_DEPENDENCY", "SLACK", "Timing", "clear_stopwatch",
-           "commit_to_applied", "time_to_revert"]
+           "commit_to_applied", "measure", "time_to_revert"]
 
 Progress = Callable[[str], None]
 
@@ -135,3 +135,26 @@ def clear_stopwatch(key: str = "stopwatch", name: str = "welcome",
 
 # =========================================================================== intervals
 
+
+def measure(what: str, *, forced: bool, runs: int = 1, intervals: Sequence[str] = (),
+            restore: str = "", settings: Settings | None = None,
+            progress: Progress | None = print) -> list[Timing]:
+    """Several readings in one call: ``what`` is ``"revert"`` (:func:`time_to_revert`) or
+    ``"commit"`` (:func:`commit_to_applied`), ``runs`` times. With ``intervals`` (unforced
+    only), the interval that matters — ``apps``' for a revert, the GitRepository's for a
+    commit — is set in Git to each value in turn for one reading, then set to ``restore``.
+    """
+    if what not in ("revert", "commit"):
+        raise LabError(f"what={what!r}: measure 'revert' (time-to-revert) or 'commit' "
+                       "(commit → applied)", next_step="call measure('revert', …) or measure('commit', …)")
+    take = time_to_revert if what == "revert" else commit_to_applied
+    if not intervals:
+        return [take(forced=forced, settings=settings, progress=progress) for _ in range(runs)]
+    kind, name = ("Kustomization", "apps") if what == "revert" else ("GitRepository", "flux-system")
+    out = []
+    for interval in intervals:
+        gitops.set_interval(kind, name, interval, settings=settings)
+        out += [take(forced=forced, settings=settings, progress=progress) for _ in range(runs)]
+    if restore:
+        gitops.set_interval(kind, name, restore, settings=settings)
+    return out

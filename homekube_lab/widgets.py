@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import flux, graph, kube
+from ._poll import until
+from .errors import LabError, ReconcileTimeout
 from .settings import Settings, get_settings
 
 #: Kinds shown in the status table, in ``flux get all`` order.
@@ -157,8 +159,9 @@ class FluxStatus:
     """The live panel (or, headless, a printed snapshot). Create with :func:`flux_status`."""
 
     def __init__(self, settings: Settings | None = None, *, tree: bool = True, events: int = 8,
-                 live: bool | None = None) -> None:
+                 live: bool | None = None, kinds: Sequence[str] = ()) -> None:
         self.settings = settings or get_settings()
+        self.kinds = tuple(kinds) or TABLE_KINDS
         self.tree, self.events = tree, events
         self.live = is_live() if live is None else live
         self._stop = threading.Event()
@@ -196,7 +199,7 @@ class FluxStatus:
                 print(status_text(self.settings, tree=self.tree, events=self.events))
                 return
             try:
-                objs = flux.list_objects(TABLE_KINDS, settings=self.settings)
+                objs = flux.list_objects(self.kinds, settings=self.settings)
                 self._table.value = _html_table(status_rows(objs))
                 if self.tree:
                     tree = graph.render_tree(graph.dependency_tree(self.settings), revisions=True)
@@ -270,40 +273,39 @@ def flux_status(settings: Settings | None = None, *, tree: bool = True, events: 
 def watch_until_ready(kinds: Sequence[str] = ("Kustomization",), timeout: float | None = None,
                       settings: Settings | None = None,
                       every: float = 1.0) -> list[flux.FluxObject]:
-    """Redraw the table until every object of ``kinds`` is Ready; return them.
+    """Redraw a table of ``kinds`` until every one is Ready; say so, and return them.
 
-    Live: the panel updates in place. Headless: one progress line every few seconds and
-    the final table. Raises :class:`~homekube_lab.errors.ReconcileTimeout` with the
-    objects still not Ready.
+    Live: the panel (only those kinds) updates in place. Headless: one progress line every
+    few seconds and the final table. Raises :class:`~homekube_lab.errors.ReconcileTimeout`
+    with the objects still not Ready.
     """
-    import time
-
     settings = settings or get_settings()
     timeout = timeout if timeout is not None else settings.timeout
-    view = FluxStatus(settings, tree=False, events=0) if is_live() else None
+    view = FluxStatus(settings, tree=False, events=0, kinds=kinds) if is_live() else None
     if view:
         from IPython.display import display
 
         display(view.widget)
-    start = last = time.monotonic()
-    while True:
-        objs = flux.list_objects(kinds, settings=settings)
-        waiting = [o for o in objs if not o.is_ready]
+    seen: list[list[flux.FluxObject]] = [[]]
+
+    def all_ready() -> list[flux.FluxObject] | None:
+        seen[0] = flux.list_objects(kinds, settings=settings)
         if view:
             view.refresh()
-        if objs and not waiting:
-            if not view:
-                print(text_table(status_rows(objs)))
-            return objs
-        now = time.monotonic()
-        if now - start > timeout:
-            from .errors import ReconcileTimeout
+        return seen[0] if seen[0] and all(o.is_ready for o in seen[0]) else None
 
-            detail = "; ".join(f"{o.kind}/{o.name}: {o.reason} {o.message[:120]}" for o in waiting)
-            raise ReconcileTimeout(", ".join(kinds), "all namespaces", timeout,
-                                   detail or "no objects found")
-        if not view and now - last >= 5:
-            names = ", ".join(f"{o.kind}/{o.name}" for o in waiting) or "objects to appear"
-            print(f"… waiting for {names} ({now - start:.0f}s)", flush=True)
-            last = now
-        time.sleep(every)
+    def waiting() -> str:
+        return ", ".join(f"{o.kind}/{o.name}" for o in seen[0] if not o.is_ready) or "objects to appear"
+
+    def timed_out(_elapsed: float) -> LabError:
+        detail = "; ".join(f"{o.kind}/{o.name}: {o.reason} {o.message[:120]}"
+                           for o in seen[0] if not o.is_ready)
+        return ReconcileTimeout(", ".join(kinds), "all namespaces", timeout,
+                                detail or "no objects found")
+
+    objs = until(all_ready, timeout, " and ".join(kinds), progress=None if view else print,
+                 interval=every, describe=waiting, on_timeout=timed_out) or []
+    if not view:
+        print(text_table(status_rows(objs)))
+    print(f"✔ all {len(objs)} {' and '.join(kinds)} objects are Ready")
+    return objs
