@@ -27,6 +27,12 @@ from .settings import Settings, get_settings
 from .stopwatch import SLACK, Timing
 from .toolchain import pins
 
+__all__ = ["CheckpointFailed", "FLUX_CONTROLLERS", "Passed", "check_bootstrapped",
+           "check_cluster", "check_corrected", "check_drift_reported", "check_drift_seen",
+           "check_flux_prereqs", "check_helmrelease", "check_in_sync",
+           "check_kustomizations_ready", "check_not_corrected", "check_ready_for_drift",
+           "check_release_history", "check_resumed", "check_timings", "check_tools"]
+
 #: The Deployments ``flux bootstrap`` creates in flux-system (the lab runs their
 #: controllers as local processes while these exist), in the order messages name them.
 FLUX_CONTROLLERS = tuple(sorted(pins.FLUX_CONTROLLERS))

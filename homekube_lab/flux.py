@@ -28,6 +28,14 @@ from ._poll import until
 from .errors import LabError, ManifestInvalid, ReconcileTimeout
 from .settings import Settings, get_settings
 
+__all__ = ["BootstrapResult", "CheckResult", "Failure", "FluxObject", "IntervalInfo", "Kind",
+           "NAMESPACE", "REQUESTED_AT", "ReconcileResult", "SyncResult", "bootstrap",
+           "bootstrap_command", "check", "depends_on", "explain_failure", "flux_cli",
+           "flux_events", "get", "github_bootstrap_command", "intervals", "kind_of",
+           "kustomization_order", "list_objects", "parse_duration", "raw_objects",
+           "reconcile", "reconcile_now", "request_reconcile", "resume", "shell_command",
+           "short_revision", "suspend", "sync", "wait_handled", "wait_idle", "wait_ready"]
+
 Progress = Callable[[str], None]
 NAMESPACE = "flux-system"
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"

@@ -34,15 +34,25 @@ from ._pointer import ABSENT, equal, short
 from ._poll import until
 from .errors import CommandFailed, GitError, LabError, ManifestInvalid
 from .settings import Settings, get_settings
+from .template import (
+    BOOTSTRAP_DIR,
+    PLACEHOLDER_CHARTS_URL,
+    dump_yaml,
+    example_text,
+    render_template,
+    template_dir,
+    validate_manifest_text,
+)
+
+__all__ = ["BOOTSTRAP_DIR", "PLACEHOLDER_CHARTS_URL", "Commit", "Edit", "GitChange", "LearnerRepo",
+           "ResetResult", "commit_spec_change", "dump_yaml", "example_text", "owning_kustomization",
+           "render_template", "set_drift_detection", "set_interval", "template_dir",
+           "validate_manifest_text"]
 
 Progress = Callable[[str], None]
 
-#: The URL written in the shipped HelmRepository; :func:`render_template` replaces it.
-PLACEHOLDER_CHARTS_URL = "http://127.0.0.1:8089/charts/"
 SEED_MESSAGE = "Seed the HomeKube repository from homekube-lab"
 BRANCH = "main"
-#: Written by ``flux bootstrap``, never by the template, and never removed by a reset.
-BOOTSTRAP_DIR = "clusters/local/flux-system"
 #: Seconds for network git commands (loopback or the learner's host).
 _NET_TIMEOUT = 120.0
 #: Local git commands finish (or fail) on their own in milliseconds; no timeout also skips
@@ -69,106 +79,6 @@ class ResetResult:
     backup_ref: str
     backup_sha: str
     head: str
-
-
-# --- the template ---------------------------------------------------------------------------
-
-
-def template_dir() -> Path:
-    """The shipped ``clusters/`` tree (top of a source checkout, or packaged data)."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "clusters", here / "data" / "clusters"):
-        if (candidate / "local").is_dir():
-            return candidate
-    raise LabError("the clusters/ template is missing from this homekube-lab installation",
-                   next_step="reinstall homekube-lab (`pip install -e .` in the project)")
-
-
-def render_template(dest: Path, charts_url: str) -> list[str]:
-    """Copy the template ``clusters/`` into ``dest`` (a repo root), pointing at ``charts_url``.
-
-    Existing files with the same names are overwritten; others are left alone. Returns
-    the written paths relative to ``dest``, sorted.
-    """
-    if urlsplit(charts_url).scheme not in ("http", "https"):
-        raise LabError(f"charts URL {charts_url!r} is not an http(s) URL",
-                       next_step="pass the URL the Git server prints, e.g. "
-                       "http://127.0.0.1:PORT/charts/")
-    charts_url = charts_url.rstrip("/") + "/"
-    src = template_dir()
-    dest = Path(dest)
-    written: list[str] = []
-    replaced = 0
-    for path in sorted(p for p in src.rglob("*") if p.is_file()):
-        rel = Path("clusters") / path.relative_to(src)
-        if rel.as_posix().startswith(BOOTSTRAP_DIR + "/"):
-            continue
-        text = path.read_text(encoding="utf-8")
-        replaced += text.count(PLACEHOLDER_CHARTS_URL)
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text.replace(PLACEHOLDER_CHARTS_URL, charts_url), encoding="utf-8")
-        written.append(rel.as_posix())
-    if replaced == 0:
-        raise LabError(f"no file in {src} contains the chart URL placeholder "
-                       f"{PLACEHOLDER_CHARTS_URL}", next_step="restore clusters/infrastructure/"
-                       "local/helmrepository.yaml in homekube-lab")
-    return written
-
-
-def validate_manifest_text(text: str, path: str) -> list[Any]:
-    """Parse ``text`` as YAML documents and check each looks like a manifest; return them.
-
-    A document must be a mapping; if it names an ``apiVersion`` or ``kind`` it needs both,
-    and a Kubernetes object (not a kustomize config) needs ``metadata.name``.
-    """
-    try:
-        docs = list(yaml.safe_load_all(text))
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ManifestInvalid(path, f"not valid YAML{where}: {err.problem or err}") from None
-    except yaml.YAMLError as err:
-        raise ManifestInvalid(path, f"not valid YAML: {err}") from None
-    for i, doc in enumerate(docs, 1):
-        if doc is None:
-            continue
-        label = f"document {i}" if len(docs) > 1 else "the document"
-        if not isinstance(doc, dict):
-            raise ManifestInvalid(path, f"{label} is a {type(doc).__name__}, not a mapping "
-                                  "(a manifest starts with `apiVersion:` and `kind:`)")
-        api, kind = doc.get("apiVersion"), doc.get("kind")
-        if (api is None) != (kind is None):
-            missing = "kind" if kind is None else "apiVersion"
-            raise ManifestInvalid(path, f"{label} has no `{missing}`")
-        if kind is None:
-            continue
-        if not isinstance(api, str) or not isinstance(kind, str):
-            raise ManifestInvalid(path, f"{label}: apiVersion and kind must be strings")
-        if not api.startswith("kustomize.config.k8s.io/"):
-            meta = doc.get("metadata")
-            if not isinstance(meta, dict) or not meta.get("name"):
-                raise ManifestInvalid(path, f"{label} ({kind}) has no `metadata.name`",
-                                      resource=kind)
-    return docs
-
-
-def example_text(name: str) -> str:
-    """A manifest shipped with homekube-lab (``data/examples/<name>.yaml``), comments kept."""
-    path = Path(__file__).resolve().parent / "data" / "examples" / f"{name}.yaml"
-    if not path.is_file():
-        names = sorted(p.stem for p in path.parent.glob("*.yaml"))
-        raise LabError(f"no example manifest called {name!r}",
-                       next_step=f"use one of: {', '.join(names)}")
-    return path.read_text(encoding="utf-8")
-
-
-def dump_yaml(obj: Mapping[str, Any] | Sequence[Any]) -> str:
-    """YAML for one object (a mapping) or several documents (a list of mappings)."""
-    if isinstance(obj, Mapping):
-        return yaml.safe_dump(dict(obj), sort_keys=False, default_flow_style=False)
-    return yaml.safe_dump_all([dict(d) if isinstance(d, Mapping) else d for d in obj],
-                              sort_keys=False, default_flow_style=False)
 
 
 # --- the repository -------------------------------------------------------------------------

@@ -23,6 +23,9 @@ from ._cmd import Result, run
 from ._poll import until
 from .settings import Settings, get_settings
 
+__all__ = ["HelmOnly", "HistoryEntry", "Release", "helm", "helm_only_install",
+           "helm_only_uninstall", "history", "releases"]
+
 
 def helm(*args: str, settings: Settings | None = None, timeout: float = 120,
          check: bool = True) -> Result:

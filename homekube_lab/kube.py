@@ -13,7 +13,6 @@ on a learner's cluster (``HOMEKUBE_MODE=existing``: their ``KUBECONFIG`` and
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,8 +21,13 @@ from typing import Any, TypeVar
 
 from . import toolchain
 from ._cmd import Result, run
-from .errors import ClusterNotRunning, ReconcileTimeout
+from ._poll import until
+from .errors import ClusterNotRunning
 from .settings import Settings, get_settings
+
+__all__ = ["Event", "NodeInfo", "api_client", "apps", "context_args", "core", "custom",
+           "deployment_ready", "dynamic", "events", "get_object", "kubeconfig_path",
+           "kubectl", "nodes", "require_cluster", "tool_env", "wait_for"]
 
 T = TypeVar("T")
 Progress = Callable[[str], None]
@@ -140,21 +144,11 @@ def wait_for(check: Callable[[], T | None | bool], timeout: float, what: str,
              resource: str = "", namespace: str = "") -> T:
     """Call ``check`` until it returns something truthy; print progress every few seconds.
 
-    Raises :class:`ReconcileTimeout` (naming ``what``) after ``timeout`` seconds.
+    Raises :class:`ReconcileTimeout` (naming ``what``) after ``timeout`` seconds. (The
+    package's one poller, :func:`homekube_lab._poll.until`, with kube's argument order.)
     """
-    start = time.monotonic()
-    last = start
-    while True:
-        value = check()
-        if value:
-            return value  # type: ignore[return-value]
-        now = time.monotonic()
-        if now - start > timeout:
-            raise ReconcileTimeout(resource or what, namespace or "-", timeout, f"waiting for {what}")
-        if progress and now - last >= 5:
-            progress(f"… still waiting for {what} ({now - start:.0f}s)")
-            last = now
-        time.sleep(interval)
+    return until(check, timeout, what, progress=progress, interval=interval,  # type: ignore[return-value]
+                 resource=resource, namespace=namespace)
 
 
 def deployment_ready(name: str, namespace: str, settings: Settings | None = None) -> bool:

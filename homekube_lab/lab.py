@@ -33,6 +33,11 @@ from .errors import LabError
 from .settings import Settings, get_settings
 from .settings import use as settings_use
 
+__all__ = ["COPIES_MANIFEST", "DEFAULT_OUTPUT", "LESSON_TIMEOUT", "LessonResult",
+           "NOTEBOOKS_DIR", "REFERENCE_TAG", "adopt_outputs", "components", "diagnostics",
+           "kernel_env", "lab_command", "learner_dir", "learner_notebooks", "lesson_time",
+           "lessons", "notebooks_dir", "open_lab", "run_lessons", "up", "use"]
+
 Progress = Callable[[str], None]
 
 #: The lessons live next to the package in a source checkout (``pip install -e .``).

@@ -27,6 +27,9 @@ from ._poll import until
 from .errors import LabError, ReconcileTimeout
 from .settings import Settings, get_settings
 
+__all__ = ["FluxStatus", "HEADERS", "TABLE_KINDS", "age", "event_lines", "flux_status",
+           "is_live", "show", "status_rows", "status_text", "text_table", "watch_until_ready"]
+
 #: Kinds shown in the status table, in ``flux get all`` order.
 TABLE_KINDS = ("GitRepository", "HelmRepository", "Kustomization", "HelmRelease")
 HEADERS = ["KIND", "NAMESPACE", "NAME", "READY", "REVISION", "AGE", "MESSAGE"]

@@ -25,6 +25,9 @@ from ._pointer import short
 from .settings import Settings, get_settings
 from .widgets import is_live, text_table
 
+__all__ = ["DriftView", "drift_view", "plot_stopwatch", "report_html", "report_rows",
+           "timings_text"]
+
 _COLOURS = {"Synced": "#1a7f37", "OutOfSync": "#cf222e"}
 
 

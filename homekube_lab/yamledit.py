@@ -15,6 +15,7 @@ parses to exactly what was asked (and fall back to a full re-dump only if it doe
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -124,6 +125,9 @@ def _set_lines(text: str, path: Sequence[str], value: Any) -> str | None:
         at = _region_end(lines, lo, hi) if hi > lo else lo
         return "".join(lines[:at] + new + lines[at:])
     end = _block_end(lines, i, hi, ind)
+    was = lines[i].split(":", 1)[1].strip()
+    if isinstance(value, str) and "\n" not in value and was[:1] in ("'", '"'):
+        new = [" " * ind + f"{key}: {json.dumps(value, ensure_ascii=False)}\n"]  # keep the quoting
     return "".join(lines[:i] + new + lines[end:])
 
 

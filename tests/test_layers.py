@@ -20,7 +20,7 @@ PKG = Path(__file__).resolve().parents[1] / "homekube_lab"
 NOTEBOOKS = sorted((PKG.parent / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 
 LAYERS: dict[str, tuple[str, ...]] = {
-    "base": ("_cmd", "errors", "settings", "state", "_poll", "_pointer", "yamledit"),
+    "base": ("_cmd", "errors", "settings", "state", "_poll", "_pointer", "yamledit", "template"),
     "toolchain": ("toolchain",),
     "embedded": ("embedded",),
     "concepts": ("kube", "flux", "gitops", "helm", "diff", "_fields", "drift", "stopwatch",
