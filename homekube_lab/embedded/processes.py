@@ -8,7 +8,7 @@ is never mistaken for ours::
     running("etcd", run)        # pid or None (stale pid files are removed)
     stop("etcd", run)           # SIGTERM the group, then SIGKILL after a grace period
 
-``leftovers(state_dir)`` finds any process whose command line mentions the state dir:
+``leftovers(state_dir)`` finds this user's processes that carry the lab's marker for the state dir:
 ``homekube-lab down`` uses it to verify nothing of ours is left running.
 """
 
@@ -136,20 +136,23 @@ def _wait_gone(pid: int, timeout: float) -> bool:
 
 
 def leftovers(state_dir: Path) -> list[psutil.Process]:
-    """Processes (other than this one) whose command line mentions ``state_dir``."""
+    """Processes the lab started for ``state_dir`` that are still running: this user's
+    processes carrying the lab's environment marker (``HOMEKUBE_OWNER_STATE``, set on every
+    component, controller and their children). Anything else — another user's process, or
+    a learner's own ``tail -f`` of a log in the state dir — is never touched."""
     needle = str(state_dir)
-    me = os.getpid()
+    me, uid = os.getpid(), os.getuid()
     found = []
-    for proc in psutil.process_iter(["pid", "cmdline", "environ"]):
+    for proc in psutil.process_iter(["pid", "uids"]):
         if proc.pid == me:
             continue
         try:
-            cmdline = " ".join(proc.info["cmdline"] or [])
-            env = proc.info.get("environ") or {}
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            if proc.info["uids"] is None or proc.info["uids"].real != uid:
+                continue
+            if proc.environ().get("HOMEKUBE_OWNER_STATE") == needle:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
-        if needle in cmdline or env.get("HOMEKUBE_OWNER_STATE") == needle:
-            found.append(proc)
     return found
 
 
@@ -157,13 +160,13 @@ def kill_all(procs: Sequence[psutil.Process], grace: float = 5.0) -> None:
     for p in procs:
         try:
             p.terminate()
-        except psutil.NoSuchProcess:
-            pass
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass  # gone already, or not ours to stop
     _, alive = psutil.wait_procs(procs, timeout=grace)
     for p in alive:
         try:
             p.kill()
-        except psutil.NoSuchProcess:
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
     psutil.wait_procs(alive, timeout=grace)
 
