@@ -12,8 +12,9 @@ Layers (imports point down only; ``tests/test_layers.py`` enforces it):
 
     lab, cli                  the learner's entry points; the only users of ``embedded/``
     widgets, widgets_drift, notebook_display    presentation (ipywidgets, IPython)
-    kube flux graph gitops helm diff drift stopwatch checks    concepts a learner can name
-    embedded/                 the local cluster: PKI, processes, Flux runner, Git + Helm server
+    kube flux graph gitops helm diff drift stopwatch notify checks    concepts a learner can name
+    embedded/                 the local cluster: PKI, processes, Flux runner, Git + Helm server,
+                              event sink
     toolchain/                pinned binaries: pins, wrapper Go modules, builds, version checks
     _cmd errors settings state _poll _pointer yamledit    one runner, one error tree, one
                               settings object, the state dir's files, one poller, one YAML editor

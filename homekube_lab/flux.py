@@ -62,10 +62,16 @@ KINDS: dict[str, Kind] = {k.kind: k for k in (
     Kind("HelmChart", "source.toolkit.fluxcd.io", "v1", "helmcharts", ("source", "chart")),
     Kind("Kustomization", "kustomize.toolkit.fluxcd.io", "v1", "kustomizations", ("kustomization",)),
     Kind("HelmRelease", "helm.toolkit.fluxcd.io", "v2", "helmreleases", ("helmrelease",)),
+    # notification-controller's kinds (lesson 06). Provider and Alert are static objects:
+    # no Ready condition, nothing to wait for.
+    Kind("Receiver", "notification.toolkit.fluxcd.io", "v1", "receivers", ("receiver",)),
+    Kind("Provider", "notification.toolkit.fluxcd.io", "v1beta3", "providers", ("alert-provider",)),
+    Kind("Alert", "notification.toolkit.fluxcd.io", "v1beta3", "alerts", ("alert",)),
 )}
 _ALIASES = {"ks": "Kustomization", "kustomization": "Kustomization", "hr": "HelmRelease",
             "helmrelease": "HelmRelease", "gitrepository": "GitRepository", "git": "GitRepository",
-            "helmrepository": "HelmRepository", "helmchart": "HelmChart"}
+            "helmrepository": "HelmRepository", "helmchart": "HelmChart", "receiver": "Receiver",
+            "alert-provider": "Provider", "provider": "Provider", "alert": "Alert"}
 
 
 def kind_of(kind: str) -> Kind:

@@ -424,6 +424,18 @@ class LearnerRepo:
         self._git("commit", "--quiet", "-m", message)
         return self.head()
 
+    def remove(self, relpath: str | os.PathLike[str]) -> bool:
+        """Delete a file or directory from the working tree and the index (not committed).
+        Returns False if there was nothing to remove."""
+        target = self._resolve(relpath)
+        if not target.exists():
+            return False
+        rel = target.relative_to(self.path.resolve()).as_posix()
+        self._git("rm", "-r", "-q", "--ignore-unmatch", "--", rel)
+        if target.exists():  # untracked leftovers
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        return True
+
     def revert(self, sha: str) -> str:
         """Commit the inverse of ``sha`` (not pushed); returns the new HEAD."""
         r = self._git("revert", "--no-edit", sha, check=False)

@@ -8,12 +8,17 @@
     state.write_private(path, b"...")         # 0600 from the first byte, dir 0700
 
 The formats: ``run/cluster.json`` (ports and URLs of the running embedded cluster, written by
-``embedded.cluster``) and ``git/server-credentials.json`` (the Git server's one account).
-Nobody parses either by hand.
+``embedded.cluster``), ``git/server-credentials.json`` (the Git server's one account),
+``run/flux-runner.json`` (the Flux runner's controllers and their loopback ports),
+``git/webhooks.json`` (the webhooks the Git server calls after a push, like a Git host's
+"Settings → Webhooks"), ``git/webhook-deliveries.jsonl`` (what each call answered) and
+``run/event-sink.jsonl`` (the events Flux POSTed to the lab's event sink).
+Nobody parses any of them by hand.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import secrets
@@ -24,8 +29,11 @@ from typing import Any
 from .errors import ClusterNotRunning, LabError
 from .settings import Settings
 
-__all__ = ["ClusterFile", "Credentials", "cluster_file", "credentials_path", "ensure_credentials",
-           "git_credentials", "read_credentials", "write_credentials", "write_private"]
+__all__ = ["ClusterFile", "Credentials", "Delivery", "FluxRunnerFile", "ReceivedEvent", "Webhook",
+           "append_jsonl", "cluster_file", "credentials_path", "deliveries_path",
+           "ensure_credentials", "event_sink_path", "flux_runner", "git_credentials",
+           "read_credentials", "read_deliveries", "read_received_events", "read_webhooks",
+           "webhooks_path", "write_credentials", "write_private", "write_webhooks"]
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -154,3 +162,176 @@ def ensure_credentials(path: Path, username: str = "homekube") -> Credentials:
 def git_credentials(settings: Settings) -> Credentials:
     """The embedded Git server's account for this state dir."""
     return read_credentials(credentials_path(settings))
+
+
+def append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line to ``path`` (created 0600, directory 0700). One ``write`` per
+    record, so concurrent writers' lines do not interleave."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.write(fd, (json.dumps(record, sort_keys=True) + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line being written right now
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
+
+
+# --------------------------------------------------------------------------- flux-runner.json
+
+
+@dataclass(frozen=True)
+class FluxRunnerFile:
+    """``run/flux-runner.json``: the Flux runner's heartbeat and each controller's ports."""
+
+    heartbeat: float = 0.0
+    ports: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def port(self, controller: str, name: str) -> int:
+        """A controller's loopback port (``"notification-controller"``, ``"receiver"``).
+
+        Raises :class:`ClusterNotRunning` when the runner has not recorded it yet."""
+        port = (self.ports.get(controller) or {}).get(name)
+        if not port:
+            raise ClusterNotRunning(f"the Flux runner has recorded no {name} port for {controller}",
+                                    next_step="run `homekube-lab up` (and lesson 01's bootstrap)")
+        return int(port)
+
+
+def flux_runner(settings: Settings) -> FluxRunnerFile:
+    """The Flux runner's record for this state dir (empty if it never ran)."""
+    try:
+        raw = json.loads((settings.run_dir / "flux-runner.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        raw = {}
+    ports = {str(c): {str(k): int(v) for k, v in (p or {}).items() if str(v).isdigit()}
+             for c, p in ((raw or {}).get("ports") or {}).items()}
+    return FluxRunnerFile(float((raw or {}).get("heartbeat") or 0.0), ports)
+
+
+# --------------------------------------------------------------------------- webhooks (Git host side)
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """One webhook the Git server calls after every push that moves a branch of
+    ``repository``: a POST of a small JSON body to ``url``, signed with ``token``
+    (``X-Signature: sha256=<HMAC of the body>``, what a ``generic-hmac`` Receiver checks)."""
+
+    repository: str   # "homekube.git"
+    url: str          # "http://127.0.0.1:PORT/hook/<digest>"
+    token: str
+
+    def __repr__(self) -> str:  # never print the token by accident
+        return f"Webhook(repository={self.repository!r}, url={self.url!r}, token='***')"
+
+
+def webhooks_path(git_root: Path) -> Path:
+    """Where the Git server (serving ``git_root``) finds its webhooks."""
+    return Path(git_root) / "webhooks.json"
+
+
+def read_webhooks(git_root: Path) -> list[Webhook]:
+    """The registered webhooks (none if the file is missing or unreadable)."""
+    try:
+        raw = json.loads(webhooks_path(git_root).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return []
+    out = []
+    for h in raw if isinstance(raw, list) else []:
+        if isinstance(h, dict) and h.get("url") and h.get("repository"):
+            out.append(Webhook(str(h["repository"]), str(h["url"]), str(h.get("token", ""))))
+    return out
+
+
+def write_webhooks(git_root: Path, hooks: list[Webhook]) -> None:
+    """Replace the registered webhooks (file 0600: it holds the tokens)."""
+    data = [{"repository": h.repository, "url": h.url, "token": h.token} for h in hooks]
+    write_private(webhooks_path(git_root), (json.dumps(data, indent=1) + "\n").encode())
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One webhook call the Git server made (like a Git host's "Recent deliveries")."""
+
+    time: str          # ISO-8601 UTC, when the request was sent
+    url: str
+    ref: str           # "refs/heads/main"
+    after: str         # the commit the branch moved to
+    status: int        # HTTP status (0: no answer)
+    seconds: float     # how long the receiver took to answer
+    error: str = ""
+
+
+def deliveries_path(git_root: Path) -> Path:
+    return Path(git_root) / "webhook-deliveries.jsonl"
+
+
+def read_deliveries(git_root: Path) -> list[Delivery]:
+    """Every recorded delivery, oldest first."""
+    return [Delivery(str(r.get("time", "")), str(r.get("url", "")), str(r.get("ref", "")),
+                     str(r.get("after", "")), int(r.get("status") or 0),
+                     float(r.get("seconds") or 0.0), str(r.get("error", "")))
+            for r in _read_jsonl(deliveries_path(git_root))]
+
+
+# --------------------------------------------------------------------------- the event sink
+
+
+@dataclass(frozen=True)
+class ReceivedEvent:
+    """One Flux event a ``Provider`` POSTed to the lab's event sink."""
+
+    received: str         # ISO-8601 UTC, when the sink got it
+    path: str             # the request path: the Provider's address names itself there
+    component: str        # the ``Gotk-Component`` header: which controller reported it
+    kind: str
+    namespace: str
+    name: str
+    severity: str         # "info" | "error"
+    reason: str
+    message: str
+    revision: str         # ``metadata.revision`` (Git revision or chart version), if any
+    timestamp: str        # when the controller recorded the event
+
+    @classmethod
+    def from_record(cls, rec: dict[str, Any]) -> ReceivedEvent:
+        ev = rec.get("event") if isinstance(rec.get("event"), dict) else {}
+        obj = ev.get("involvedObject") if isinstance(ev.get("involvedObject"), dict) else {}
+        meta = ev.get("metadata") if isinstance(ev.get("metadata"), dict) else {}
+        return cls(str(rec.get("received", "")), str(rec.get("path", "")),
+                   str(rec.get("component", "")), str(obj.get("kind", "")),
+                   str(obj.get("namespace", "")), str(obj.get("name", "")),
+                   str(ev.get("severity", "")), str(ev.get("reason", "")),
+                   str(ev.get("message", "")).strip(), str(meta.get("revision", "")),
+                   str(ev.get("timestamp", "")))
+
+
+def event_sink_path(settings: Settings) -> Path:
+    """The JSONL file the event sink appends every received event to (0600)."""
+    return settings.run_dir / "event-sink.jsonl"
+
+
+def read_received_events(settings: Settings) -> list[ReceivedEvent]:
+    """Every event the sink received, oldest first."""
+    return [ReceivedEvent.from_record(r) for r in _read_jsonl(event_sink_path(settings))]
+
+
+def utc_now() -> str:
+    """Now, as the state files write it: ISO-8601 UTC with microseconds."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")

@@ -24,7 +24,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "toolchain": ("toolchain",),
     "embedded": ("embedded",),
     "concepts": ("kube", "flux", "gitops", "helm", "diff", "_fields", "drift", "stopwatch",
-                 "graph", "checks"),
+                 "graph", "notify", "checks"),
     "widgets": ("widgets", "widgets_drift", "notebook_display"),
     "top": ("__init__", "lab", "cli", "__main__"),
 }

@@ -3,7 +3,8 @@
 ``up`` starts, in order: etcd (TLS, client-cert auth), kube-apiserver (TLS, client-cert
 authentication, RBAC, anonymous requests refused), kube-controller-manager,
 kube-scheduler, the kwok controller (which plays the kubelet for one simulated node), the
-loopback Git + Helm chart server, and the Flux runner (which runs Flux's real
+loopback Git + Helm chart server, the event sink (where a Flux ``Provider`` posts events;
+``embedded.eventsink``), and the Flux runner (which runs Flux's real
 controllers as local processes while their Deployments exist). Everything listens on
 127.0.0.1 only, on ports chosen free at the first start and recorded in
 ``<state>/run/cluster.json``::
@@ -48,9 +49,9 @@ CLUSTER_NAME = "homekube"
 
 #: Start order; ``down`` goes the other way.
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok",
-              "git-server", "flux-runner")
+              "git-server", "event-sink", "flux-runner")
 _PORTS = ("etcd", "etcd-peer", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
-          "git-server")
+          "git-server", "event-sink")
 
 
 @dataclass
@@ -258,6 +259,9 @@ class _Stack:
             return [sys.executable, "-m", "homekube_lab.embedded.gitserver",
                     f"--git-root={self.s.git_dir}", f"--charts={self.s.state_dir / 'charts'}",
                     f"--port={p['git-server']}", f"--credentials={self.credentials_file}"]
+        if name == "event-sink":
+            return [sys.executable, "-m", "homekube_lab.embedded.eventsink",
+                    f"--port={p['event-sink']}", f"--events-file={state.event_sink_path(self.s)}"]
         if name == "flux-runner":
             return [sys.executable, "-m", "homekube_lab.embedded.fluxrunner",
                     f"--state-dir={self.s.state_dir}"]
@@ -284,8 +288,8 @@ class _Stack:
             code = _https_status(f"{self.server}/readyz", ca=k("ca.crt"), cert=admin[0], key=admin[1])
         elif name in ("kube-controller-manager", "kube-scheduler"):
             code = _https_status(f"https://127.0.0.1:{p[name]}/healthz")
-        elif name == "git-server":
-            code = _http_status(f"http://127.0.0.1:{p['git-server']}/healthz")
+        elif name in ("git-server", "event-sink"):
+            code = _http_status(f"http://127.0.0.1:{p[name]}/healthz")
         elif name == "kwok":
             return self._node_ready()
         elif name == "flux-runner":
@@ -346,7 +350,8 @@ def _wait(check: Callable[[], tuple[bool, str]], timeout: float, what: str, prog
 
 #: How long each component may take to become healthy on a busy 2-core machine.
 _START_TIMEOUT = {"etcd": 30, "kube-apiserver": 90, "kube-controller-manager": 60,
-                  "kube-scheduler": 60, "kwok": 60, "git-server": 20, "flux-runner": 30}
+                  "kube-scheduler": 60, "kwok": 60, "git-server": 20, "event-sink": 20,
+                  "flux-runner": 30}
 
 
 def up(settings: Settings | None = None, progress: Progress = print, *, fresh: bool = False) -> ClusterInfo:
@@ -464,7 +469,8 @@ def status(settings: Settings | None = None) -> list[ComponentStatus]:
         return rows
     port_of = {"etcd": "etcd", "kube-apiserver": "kube-apiserver",
                "kube-controller-manager": "kube-controller-manager",
-               "kube-scheduler": "kube-scheduler", "git-server": "git-server"}
+               "kube-scheduler": "kube-scheduler", "git-server": "git-server",
+               "event-sink": "event-sink"}
     for name in COMPONENTS:
         pid = processes.running(name, settings.run_dir)
         ok, detail = stack.healthy(name) if pid else (False, "not running")

@@ -5,7 +5,14 @@ password (``flux bootstrap git --token-auth``), and a Helm repository for HelmRe
 Nothing here imitates Git: requests under the repository root go to the real
 ``git http-backend`` (CGI), after HTTP basic auth is checked, so a wrong password is a
 real ``401`` for fetch and push alike. ``/charts/`` is a read-only, unauthenticated
-static Helm repository (``index.yaml`` + ``.tgz``) and ``/healthz`` answers ``ok``::
+static Helm repository (``index.yaml`` + ``.tgz``) and ``/healthz`` answers ``ok``.
+
+Like a Git host, the server calls **webhooks** after a push that moved a branch: each one
+registered for the repository in ``<git root>/webhooks.json`` (``state.write_webhooks``) gets
+a ``POST`` of ``{"repository", "ref", "before", "after", "pusher"}`` signed with its token
+(``X-Signature: sha256=<HMAC-SHA256 of the body>``, what a Flux ``generic-hmac`` Receiver
+checks), from a background thread once the push has been answered. Only loopback URLs are
+called. Each call is recorded in ``webhook-deliveries.jsonl`` (``state.read_deliveries``)::
 
     init_bare(settings.git_dir / "homekube.git")
     write_credentials(cred_file, "homekube", secrets.token_urlsafe(24))
@@ -21,7 +28,9 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import hashlib
 import hmac
+import json
 import os
 import posixpath
 import shutil
@@ -30,12 +39,17 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO
 from urllib.parse import unquote, urlsplit
 
+from .. import state
 from .._cmd import run
 from ..errors import LabError
 
@@ -62,6 +76,11 @@ _COPY_CHUNK = 64 * 1024
 #: Seconds a single ``git http-backend`` may run (a push or clone of a lab repository takes
 #: well under a second; this only stops a wedged backend from holding a thread forever).
 _BACKEND_TIMEOUT = 300
+#: The end of the URL a ``git push`` POSTs its pack to.
+_RECEIVE_PACK = "/git-receive-pack"
+#: Seconds a webhook receiver may take to answer (a Flux Receiver answers in milliseconds;
+#: a Git host gives up after about 10 s).
+_WEBHOOK_TIMEOUT = 10
 
 
 # --- bare repositories and credentials ------------------------------------------------------
@@ -241,6 +260,8 @@ class _Handler(BaseHTTPRequestHandler):
     # -- git http-backend (CGI) --
     def _git(self, path: str) -> None:
         query = urlsplit(self.path).query
+        repo = self._pushed_repo(path)
+        before = _branches(self.server.git, repo) if repo else {}
         with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as body:
             length = self._read_body(body)
             body.seek(0)
@@ -271,6 +292,31 @@ class _Handler(BaseHTTPRequestHandler):
         stderr = b"".join(errors).decode("utf-8", "replace").strip()
         if stderr:
             self._log_line(f"git http-backend: {stderr}")
+        if repo:
+            moved = [(ref, before.get(ref, ""), sha) for ref, sha in
+                     _branches(self.server.git, repo).items() if before.get(ref) != sha]
+            if moved:  # like a Git host: deliver after answering the push, not during it
+                threading.Thread(target=self._deliver, args=(repo, moved), daemon=True).start()
+
+    # -- webhooks --
+    def _pushed_repo(self, path: str) -> Path | None:
+        """The bare repository a ``git push`` request targets (None for anything else)."""
+        if self.command != "POST" or not path.endswith(_RECEIVE_PACK):
+            return None
+        root = self.server.git_root
+        repo = (root / unquote(path[:-len(_RECEIVE_PACK)]).lstrip("/")).resolve()
+        return repo if repo.is_relative_to(root) and (repo / "HEAD").is_file() else None
+
+    def _deliver(self, repo: Path, moved: list[tuple[str, str, str]]) -> None:
+        name = repo.relative_to(self.server.git_root).as_posix()
+        hooks = [h for h in state.read_webhooks(self.server.git_root) if h.repository == name]
+        for hook in hooks:
+            for ref, old, new in moved:
+                d = deliver(hook, {"repository": name, "ref": ref, "before": old, "after": new,
+                                   "pusher": self.user})
+                state.append_jsonl(state.deliveries_path(self.server.git_root), asdict(d))
+                self._log_line(f"webhook {ref} {new[:7]} -> {hook.url}: "
+                               f"{d.status or d.error} ({d.seconds:.3f}s)")
 
     def _read_body(self, sink: IO[bytes]) -> int:
         """Copy the request body to ``sink`` (de-chunking it); return its length."""
@@ -351,6 +397,42 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.log_lock:
             log.write(f"[{self.log_date_time_string()}] {text}\n")
             log.flush()
+
+
+def sign(body: bytes, token: str) -> str:
+    """The ``X-Signature`` header value for ``body``: ``sha256=<hex HMAC-SHA256>``."""
+    return "sha256=" + hmac.new(token.encode(), body, hashlib.sha256).hexdigest()
+
+
+def deliver(hook: state.Webhook, payload: dict[str, str]) -> state.Delivery:
+    """POST ``payload`` (JSON) to ``hook.url``, signed with its token; never raises."""
+    sent = state.utc_now()
+    host = urlsplit(hook.url).hostname
+    if host not in (HOST, "localhost"):
+        return state.Delivery(sent, hook.url, payload.get("ref", ""), payload.get("after", ""),
+                              0, 0.0, "refused: the lab only calls webhooks on 127.0.0.1")
+    body = json.dumps(payload, sort_keys=True).encode()
+    req = urllib.request.Request(hook.url, data=body, method="POST", headers={
+        "Content-Type": "application/json", "User-Agent": "homekube-git-webhook/1",
+        "X-Signature": sign(body, hook.token)})
+    t = time.monotonic()
+    status, error = 0, ""
+    try:
+        with urllib.request.urlopen(req, timeout=_WEBHOOK_TIMEOUT) as resp:
+            status = int(resp.status)
+    except urllib.error.HTTPError as err:
+        status = int(err.code)
+    except OSError as err:
+        error = str(getattr(err, "reason", err))
+    return state.Delivery(sent, hook.url, payload.get("ref", ""), payload.get("after", ""),
+                          status, round(time.monotonic() - t, 4), error)
+
+
+def _branches(git: str, repo: Path) -> dict[str, str]:
+    """``{refname: sha}`` of the repository's branches."""
+    r = run([git, "--git-dir", str(repo), "for-each-ref", "--format=%(refname) %(objectname)",
+             "refs/heads/"], check=False, timeout=30)
+    return dict(line.split(" ", 1) for line in r.stdout.splitlines() if " " in line)
 
 
 def _copy(src: IO[bytes], dst: IO[bytes], n: int) -> int:
