@@ -10,6 +10,8 @@
     homekube-lab lab [--fresh-copy NN ...]   up + JupyterLab on your copies of the lessons
     homekube-lab notebooks [--fresh NN ...]  only prepare your copies; print where they are
     homekube-lab run [NN ...]                execute lessons headless with papermill
+    homekube-lab check [NN ...]              end-of-lesson checks against the cluster as it is now
+    homekube-lab reset --to NN | --list      cluster + your repo as right before lesson NN
 """
 
 from __future__ import annotations
@@ -92,6 +94,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         print(_table([[r.name, str(r.pid or "-"), str(r.port or "-"), "yes" if r.healthy else "NO",
                        r.log] for r in rows], ["COMPONENT", "PID", "PORT", "HEALTHY", "LOG"]))
+        from . import lab
+
+        print(f"\n{lab.progress_text(settings)}  (`homekube-lab check` re-checks them)")
     return 0 if rows and all(r.healthy for r in rows) else 1
 
 
@@ -132,6 +137,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from . import lab
+
+    results = lab.check(args.lessons, get_settings())
+    for r in results:
+        print(r.text())
+    print(lab.progress_text(get_settings()))
+    return 0 if all(r.ok for r in results) else 1
+
+
+def cmd_reset(args: argparse.Namespace) -> int:
+    from . import lab
+
+    if args.list or not args.to:
+        for n, what in lab.RESET_POINTS.items():
+            print(f"{n}  before lesson {n}: {what}")
+        return 0 if args.list else 2
+    lab.reset(args.to, get_settings(), progress=_progress)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="homekube-lab", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -166,6 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
                       help="replace your copy of these lessons with a fresh one (the old one is "
                       "saved as .bak-<time> first)")
     nb_p.set_defaults(func=cmd_notebooks)
+    c = sub.add_parser("check", help="run lessons' end-of-lesson checks against the cluster now")
+    c.add_argument("lessons", nargs="*", help="lesson numbers; default: all")
+    c.set_defaults(func=cmd_check)
+    rs = sub.add_parser("reset", help="cluster + your repo as right before lesson NN (your work "
+                        "is saved as a backup ref first)")
+    rs.add_argument("--to", metavar="NN", help="the lesson to start at, e.g. 03")
+    rs.add_argument("--list", action="store_true", help="list the points you can reset to")
+    rs.set_defaults(func=cmd_reset)
     r = sub.add_parser("run", help="execute lessons headless (papermill), e.g. `run 00 01`")
     r.add_argument("lessons", nargs="*", help="number prefixes; default: all, in order")
     r.add_argument("--output", default=None, help="where executed notebooks go")

@@ -52,6 +52,16 @@ __all__ = ["BOOTSTRAP_DIR", "PLACEHOLDER_CHARTS_URL", "Commit", "Edit", "GitChan
 Progress = Callable[[str], None]
 
 SEED_MESSAGE = "Seed the HomeKube repository from homekube-lab"
+#: The subject of the commit ``reset_to_template`` makes (lessons' progress counts from it).
+RESET_SUBJECT = "Reset clusters/ to the homekube-lab template"
+_LOG_FORMAT = "--format=%H%x1f%h%x1f%s%x1f%an%x1f%aI%x1e"
+
+
+def _with_format(args: Sequence[str]) -> list[str]:
+    """``git log`` arguments with the Commit format, placed before any ``--`` path list."""
+    args = list(args)
+    cut = args.index("--") if "--" in args else len(args)
+    return [*args[:cut], _LOG_FORMAT, *args[cut:]]
 BRANCH = "main"
 #: Seconds for network git commands (loopback or the learner's host).
 _NET_TIMEOUT = 120.0
@@ -224,7 +234,22 @@ class LearnerRepo:
         """The last ``n`` commits on HEAD, newest first."""
         if not self._has_commits():
             return []
-        out = self._git("log", f"-n{int(n)}", "--format=%H%x1f%h%x1f%s%x1f%an%x1f%aI%x1e").stdout
+        return self._commits("log", f"-n{int(n)}")
+
+    def changed_since_reset(self, pattern: str, *paths: str) -> list[Commit]:
+        """Commits on ``origin/main`` (what Flux reads: terminal pushes count) since the last
+        reset to the template, whose diff adds or removes a line matching the regex
+        ``pattern`` under ``paths`` (``git log -G``), newest first."""
+        self._git("fetch", "--quiet", "origin", timeout=_NET_TIMEOUT, check=False)
+        tip = f"origin/{BRANCH}"
+        if not self._git("rev-parse", "--verify", "-q", tip, check=False).ok:
+            return []
+        last = self._git("log", "-n1", "--format=%H", "--grep", f"^{RESET_SUBJECT}", tip).stdout.strip()
+        return self._commits("log", f"-G{pattern}", f"{last}..{tip}" if last else tip, "--",
+                             *(paths or ("clusters",)))
+
+    def _commits(self, *args: str) -> list[Commit]:
+        out = self._git(*_with_format(args)).stdout
         commits = []
         for record in out.split("\x1e"):
             fields = record.strip("\n").split("\x1f")
@@ -494,13 +519,14 @@ class LearnerRepo:
         raise GitError(f"origin/{BRANCH} kept moving while pushing",
                        next_step="run `repo.push()` again")
 
-    def reset_to_template(self, charts_url: str | None = None) -> ResetResult:
+    def reset_to_template(self, charts_url: str | None = None, *,
+                          keep_bootstrap: bool = True) -> ResetResult:
         """Put ``clusters/`` back to the template as a new, pushed commit.
 
         First commits any uncommitted work, then saves HEAD as ``refs/backup/<UTC time>``
         locally and on ``origin``, so nothing the learner wrote is lost. Flux's own
-        ``clusters/local/flux-system`` is kept. ``charts_url`` defaults to the one in the
-        current HelmRepository.
+        ``clusters/local/flux-system`` is kept unless ``keep_bootstrap=False`` (as before
+        lesson 01). ``charts_url`` defaults to the one in the current HelmRepository.
         """
         url = charts_url or self._current_charts_url()
         self.commit("Work in progress, saved before resetting to the template")
@@ -516,16 +542,16 @@ class LearnerRepo:
         if clusters.is_dir():
             for item in sorted(clusters.rglob("*"), reverse=True):
                 rel = item.relative_to(self.path).as_posix()
-                if rel == BOOTSTRAP_DIR or rel.startswith(BOOTSTRAP_DIR + "/"):
+                if keep_bootstrap and (rel == BOOTSTRAP_DIR or rel.startswith(BOOTSTRAP_DIR + "/")):
                     continue
-                if BOOTSTRAP_DIR.startswith(rel + "/"):
+                if keep_bootstrap and BOOTSTRAP_DIR.startswith(rel + "/"):
                     continue  # a parent of flux-system
                 if item.is_dir():
                     shutil.rmtree(item)
                 else:
                     item.unlink()
         render_template(self.path, url)
-        self.commit(f"Reset clusters/ to the homekube-lab template (backup: {ref})")
+        self.commit(f"{RESET_SUBJECT} (backup: {ref})")
         head = self.push()
         return ResetResult(ref, backup_sha, head)
 

@@ -30,6 +30,7 @@ from .errors import ClusterNotRunning, LabError
 from .settings import Settings
 
 __all__ = ["ClusterFile", "Credentials", "Delivery", "FluxRunnerFile", "ReceivedEvent", "Webhook",
+           "forget_progress", "progress_path", "read_progress", "record_progress",
            "append_jsonl", "cluster_file", "credentials_path", "deliveries_path",
            "ensure_credentials", "event_sink_path", "flux_runner", "git_credentials",
            "read_credentials", "read_deliveries", "read_received_events", "read_webhooks",
@@ -335,3 +336,40 @@ def read_received_events(settings: Settings) -> list[ReceivedEvent]:
 def utc_now() -> str:
     """Now, as the state files write it: ISO-8601 UTC with microseconds."""
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+# --------------------------------------------------------------------------- lesson progress
+
+
+def progress_path(settings: Settings) -> Path:
+    """``progress.json``: lessons whose end-of-lesson checks passed, and when."""
+    return settings.state_dir / "progress.json"
+
+
+def read_progress(settings: Settings) -> dict[str, str]:
+    """``{"02": "2026-11-28T10:40:00Z", …}``; empty when nothing was recorded (or unreadable)."""
+    try:
+        data = json.loads(progress_path(settings).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError, UnicodeDecodeError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def record_progress(settings: Settings, lesson: str, when: str) -> dict[str, str]:
+    """Mark ``lesson`` completed at ``when`` (ISO 8601); returns the progress now."""
+    done = read_progress(settings)
+    done[lesson] = when
+    path = progress_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(sorted(done.items())), indent=2) + "\n", encoding="utf-8")
+    return done
+
+
+def forget_progress(settings: Settings, from_lesson: str) -> dict[str, str]:
+    """Forget lessons ``from_lesson`` and later (a reset to that point undoes them)."""
+    done = {k: v for k, v in read_progress(settings).items() if k < from_lesson}
+    path = progress_path(settings)
+    if path.exists() or done:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(done, indent=2) + "\n", encoding="utf-8")
+    return done

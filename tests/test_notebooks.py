@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 from conftest import ARTIFACTS, REPO, embedded_cluster
 
-from homekube_lab import lab
+from homekube_lab import gitops, lab
+from homekube_lab._cmd import run
 from homekube_lab.settings import Settings
 
 pytestmark = pytest.mark.notebook
@@ -30,6 +31,30 @@ EXECUTED = ARTIFACTS / "executed"
 SANITIZE = REPO / "notebooks" / "nbval-sanitize.cfg"
 #: name -> passed, in execution order (later lessons need earlier ones).
 RESULTS: dict[str, bool] = {}
+#: lesson -> seconds its `reset --to` took (printed; targets are benchmarks' business).
+RESETS: dict[str, float] = {}
+
+
+def _learner_commit(settings: Settings) -> tuple[str, str]:
+    """A commit of the learner's own, not pushed, that a reset must not lose."""
+    repo = gitops.LearnerRepo(settings)
+    repo.write("notes/mine.md", "my notes, committed before a reset\n")
+    sha = repo.commit("My own notes")
+    return sha, "notes/mine.md"
+
+
+def _assert_recoverable(settings: Settings, ref: str, sha: str, path: str) -> None:
+    repo = gitops.LearnerRepo(settings)
+    assert ref, "the reset named no backup ref"
+    shown = run(["git", "-C", str(repo.path), "show", f"{ref}:{path}"], timeout=None).stdout
+    assert shown == "my notes, committed before a reset\n"
+    on_server = run(["git", "-C", str(repo.path), "ls-remote", "origin", ref], timeout=60,
+                    env={"GIT_TERMINAL_PROMPT": "0"}).stdout
+    assert on_server.split()[0] == run(["git", "-C", str(repo.path), "rev-parse", ref],
+                                       timeout=None).stdout.strip()
+    merged = run(["git", "-C", str(repo.path), "merge-base", "--is-ancestor", sha, ref],
+                 timeout=None, check=False)
+    assert merged.ok, f"the learner's commit {sha[:7]} is not in {ref}"
 
 
 class CpuLoad:
@@ -78,6 +103,15 @@ def test_lessons_exist() -> None:
 def test_lesson_executes(notebook: Path, notebook_settings: Settings) -> None:
     failed_before = [n for n, ok in RESULTS.items() if not ok]
     assert not failed_before, f"{notebook.name} builds on {failed_before}, which failed above"
+    lesson = notebook.name[:2]
+    # Start anywhere: every lesson runs right after `reset --to NN` (nbval's pass below runs
+    # them again in order on the same cluster, so the chain and idempotency are checked too).
+    mine = _learner_commit(notebook_settings) if lesson == "04" else None
+    reset = lab.reset(lesson, notebook_settings, progress=lambda m: None)
+    RESETS[lesson] = reset.seconds
+    print(f"reset --to {lesson}: {reset.seconds:.1f}s ({'; '.join(reset.steps)})")
+    if mine is not None:
+        _assert_recoverable(notebook_settings, reset.backup_ref, *mine)
     LOAD.start()
     try:
         [result] = lab.run_lessons(settings=notebook_settings, progress=print,
@@ -134,3 +168,25 @@ def test_failing_lesson_names_notebook_cell_and_flux_state(
     assert "$ flux get all -A" in report and "gitrepository/flux-system" in report
     assert "$ flux events -A" in report
     assert Path(result.output).is_file()
+
+
+def test_check_passes_after_the_lessons_and_names_the_next_step_when_broken(
+        notebook_settings: Settings) -> None:
+    """`homekube-lab check` after every lesson ran: all pass (and are recorded); suspend
+    `apps` and lesson 04's check fails, naming the command that fixes it."""
+    from homekube_lab import flux, state
+
+    assert RESULTS and all(RESULTS.values()), f"the lessons must have passed first: {RESULTS}"
+    results = lab.check(settings=notebook_settings)
+    assert [r.lesson for r in results if not r.ok] == [], [r.text() for r in results]
+    assert set(state.read_progress(notebook_settings)) >= {p.name[:2] for p in NOTEBOOKS}
+    flux.suspend("Kustomization", "apps", settings=notebook_settings)
+    try:
+        [broken] = lab.check(["04"], notebook_settings)
+        assert not broken.ok
+        assert "suspended" in broken.failure.message
+        assert "flux.resume('Kustomization', 'apps'" in broken.failure.next_step
+    finally:
+        flux.resume("Kustomization", "apps", settings=notebook_settings)
+    assert lab.check(["04"], notebook_settings)[0].ok
+    print("reset --to NN seconds: " + ", ".join(f"{k}: {v:.1f}" for k, v in RESETS.items()))
