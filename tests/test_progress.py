@@ -1,0 +1,50 @@
+"""Start anywhere, check anytime — the parts that need no cluster: the progress record,
+the lesson table, and the refusals that protect a learner's own cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from homekube_lab import checks, cli, lab, state
+from homekube_lab.errors import LabError
+from homekube_lab.settings import Settings
+
+
+def test_progress_is_recorded_read_and_forgotten_from_a_reset_point(tmp_path: Path) -> None:
+    s = Settings(state_dir=tmp_path / "state")
+    assert state.read_progress(s) == {}
+    for n in ("00", "01", "02", "03"):
+        state.record_progress(s, n, f"2026-11-28T10:0{n[1]}:00Z")
+    assert list(state.read_progress(s)) == ["00", "01", "02", "03"]
+    assert lab.progress_text(s) == "lessons completed: 00 01 02 03 (next: 04)"
+    assert state.forget_progress(s, "02") == {"00": "2026-11-28T10:00:00Z",
+                                              "01": "2026-11-28T10:01:00Z"}
+    state.progress_path(s).write_text("not json")
+    assert state.read_progress(s) == {}  # unreadable: nothing recorded, no traceback
+
+
+def test_every_lesson_has_end_checks_and_a_reset_point() -> None:
+    lessons = sorted(p.name[:2] for p in lab.lessons())
+    assert sorted(checks.LESSONS) == lessons
+    assert sorted(lab.RESET_POINTS) == lessons
+    with pytest.raises(LabError, match="no lesson '99'"):
+        checks.check_lesson("99")
+
+
+def test_reset_refuses_bad_points_and_existing_clusters(tmp_path: Path) -> None:
+    with pytest.raises(LabError, match="no reset point '42'") as err:
+        lab.reset("42", Settings(state_dir=tmp_path / "s"))
+    assert "homekube-lab reset --list" in err.value.next_step
+    with pytest.raises(LabError, match="on your own cluster") as err:
+        lab.reset("03", Settings(state_dir=tmp_path / "s", mode="existing"))
+    assert "homekube-lab check" in err.value.next_step
+    assert not (tmp_path / "s").exists()  # nothing was touched
+
+
+def test_cli_lists_reset_points(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["reset", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("00  before lesson 00:")
+    assert "03  before lesson 03: Flux bootstrapped" in out
