@@ -6,7 +6,7 @@ unchecked cell). This starts its own embedded cluster in a temporary state dir (
 learner's), bootstraps Flux, installs hello-web like lesson 02, then repeats: commit a bad
 change (``echo`` scaled to 0), apply it, ``git revert`` it and time push → every
 Kustomization Ready at the revert. Last, one failing HelmRelease upgrade (a nodeSelector no
-node matches, short ``spec.timeout``) timed to ``RetriesExceeded``. Always stops the cluster::
+node matches, short ``spec.timeout``, one retry) timed to ``RetriesExceeded``. Always stops the cluster::
 
     python benchmarks/audit_bench.py                # 5 reverts + one remediation
     python benchmarks/audit_bench.py --runs 10 --no-remediation --keep-state
@@ -53,6 +53,7 @@ def remediate_once(s: Settings, timeout: str) -> tuple[float, list[str]]:
     repo = gitops.LearnerRepo(s)
     repo.pull()
     repo.set_in("HelmRelease", "hello-web", NS, "spec.timeout", timeout)
+    repo.set_in("HelmRelease", "hello-web", NS, "spec.upgrade.remediation.retries", 1)
     repo.set_in("HelmRelease", "hello-web", NS, "spec.values.nodeSelector",
                 {"homekube-lab/pool": "gpu"})
     bad = repo.commit("hello-web: a nodeSelector no node matches (benchmark)")

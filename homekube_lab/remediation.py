@@ -26,7 +26,8 @@ from ._poll import until
 from .errors import LabError, ReconcileTimeout
 from .settings import Settings, get_settings
 
-__all__ = ["Policy", "RemediationReport", "Snapshot", "Step", "TemplateErrorResult", "history", "now", "policy",
+__all__ = ["Policy", "RemediationReport", "Snapshot", "Step", "TemplateErrorResult", "history",
+           "now", "policy", "remediation_budget",
            "remediation_reasons", "summarize", "try_template_error", "watch"]
 
 Progress = Callable[[str], None]
@@ -210,6 +211,13 @@ def _merge(steps: Sequence[Step]) -> list[Step]:
     return out
 
 
+def remediation_budget(p: Policy) -> float:
+    """Seconds a failing upgrade may take to run out of retries: each attempt (the upgrade,
+    then its rollback) may wait ``spec.timeout``, plus a minute for the controller's
+    back-off and a busy machine."""
+    return (p.upgrade_retries + 1) * 2 * flux.parse_duration(p.timeout) + 60
+
+
 def watch(name: str, namespace: str, since: str, *, timeout: float | None = None,
           settings: Settings | None = None, progress: Progress | None = print) -> RemediationReport:
     """Follow helm-controller through a failed upgrade until it is done remediating:
@@ -217,9 +225,12 @@ def watch(name: str, namespace: str, since: str, *, timeout: float | None = None
     watch ends when the HelmRelease is Stalled (retries exhausted) or Ready again.
 
     ``since``: when the change was pushed (:func:`now`), so older events are ignored.
+    ``timeout`` defaults to what the HelmRelease's own policy allows
+    (:func:`remediation_budget`), at least the lesson's timeout.
     """
     settings = settings or get_settings()
-    timeout = timeout if timeout is not None else settings.timeout
+    if timeout is None:
+        timeout = max(settings.timeout, remediation_budget(policy(name, namespace, settings)))
     shown = [0]
 
     def done() -> RemediationReport | None:
