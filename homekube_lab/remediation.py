@@ -302,7 +302,7 @@ class TemplateErrorResult:
 
 def try_template_error(name: str = "hello-web", namespace: str = "homekube-apps", *,
                        key: str = "spec.values.message", value: Any = "", attempts: int = 2,
-                       health_timeout: str = "30s",
+                       health_timeout: str = "15s",
                        settings: Settings | None = None, timeout: float | None = None,
                        progress: Progress | None = print) -> TemplateErrorResult:
     """Commit a value the chart cannot render (hello-web's ``required`` message), watch
