@@ -2,11 +2,13 @@
 helm-controller takes to remediate a failed upgrade.
 
 Why: issue 12 asks to measure "revert commit → cluster back" (lesson 05 prints it in an
-unchecked cell). This starts its own embedded cluster in a temporary state dir (never the
-learner's), bootstraps Flux, installs hello-web like lesson 02, then repeats: commit a bad
-change (``echo`` scaled to 0), apply it, ``git revert`` it and time push → every
-Kustomization Ready at the revert. Last, one failing HelmRelease upgrade (a nodeSelector no
-node matches, short ``spec.timeout``, one retry) timed to ``RetriesExceeded``. Always stops the cluster::
+unchecked cell); it sets no target, so this prints figures (with each sync step) and exits 0.
+It starts its own embedded cluster in a temporary state dir (never the learner's),
+bootstraps Flux, installs hello-web like lesson 02, then repeats: commit a bad change
+(``echo`` scaled to 0), apply it, ``git revert`` it and time push → every Kustomization
+Ready at the revert. Last, one failing HelmRelease upgrade (a nodeSelector no node
+matches, short ``spec.timeout``, one retry) timed to ``RetriesExceeded``. Always stops the
+cluster::
 
     python benchmarks/audit_bench.py                # 5 reverts + one remediation
     python benchmarks/audit_bench.py --runs 10 --no-remediation --keep-state
@@ -29,8 +31,6 @@ from homekube_lab.settings import Settings
 
 APPS = "clusters/apps/local"
 NS = "homekube-apps"
-#: What the lesson promises is relative; this is the absolute target for a forced revert.
-TARGET_REVERT = 5.0
 
 
 def _install_hello_web(s: Settings) -> None:
@@ -39,14 +39,14 @@ def _install_hello_web(s: Settings) -> None:
     flux.wait_ready("HelmRelease", "hello-web", NS, settings=s, progress=None)
 
 
-def revert_once(s: Settings) -> float:
+def revert_once(s: Settings) -> audit.RevertResult:
     repo = gitops.LearnerRepo(s)
     repo.pull()
     repo.set_in("Deployment", "echo", NS, "spec.replicas", 0)
     bad = repo.commit("echo: scale to 0 (benchmark)")
     repo.push()
     flux.sync(settings=s, progress=None)
-    return audit.revert(bad, settings=s).seconds
+    return audit.revert(bad, settings=s)
 
 
 def remediate_once(s: Settings, timeout: str) -> tuple[float, list[str]]:
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["HOMEKUBE_STATE_DIR"] = str(state)
     s = Settings.from_env()
     print(f"state dir: {state}")
-    reverts: list[float] = []
+    reverts: list[audit.RevertResult] = []
     remediated: tuple[float, list[str]] | None = None
     try:
         lab.up(s, progress=lambda m: None)
@@ -88,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         _install_hello_web(s)
         for i in range(args.runs):
             reverts.append(revert_once(s))
-            print(f"  revert {i + 1}: push → cluster back {reverts[-1]:.2f}s", flush=True)
+            steps = ", ".join(f"{n} {sec:.1f}s" for n, sec in reverts[-1].steps)
+            print(f"  revert {i + 1}: push → cluster back {reverts[-1].seconds:.2f}s ({steps})",
+                  flush=True)
         if not args.no_remediation:
             remediated = remediate_once(s, args.failing_timeout)
     finally:
@@ -96,16 +98,17 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep_state:
             shutil.rmtree(state, ignore_errors=True)
     print()
-    print(f"git revert pushed → every Kustomization Ready (forced): n={len(reverts)} "
-          f"median {statistics.median(reverts):.2f}s max {max(reverts):.2f}s "
-          f"(target ≤ {TARGET_REVERT:g}s)")
+    secs = [r.seconds for r in reverts]
+    print(f"git revert pushed → every Kustomization Ready (forced): n={len(secs)} "
+          f"median {statistics.median(secs):.2f}s max {max(secs):.2f}s")
+    for name in [n for n, _ in reverts[0].steps]:
+        per = [sec for r in reverts for n, sec in r.steps if n == name]
+        print(f"  {name}: median {statistics.median(per):.2f}s")
     if remediated:
         seconds, reasons = remediated
-        print(f"failing upgrade → RetriesExceeded (spec.timeout {args.failing_timeout}): "
+        print(f"failing upgrade → RetriesExceeded (spec.timeout {args.failing_timeout}, 1 retry): "
               f"{seconds:.1f}s; {len(reasons)} steps: {', '.join(reasons)}")
-    missed = max(reverts) > TARGET_REVERT
-    print(f"target: {'MISSED' if missed else 'met'}")
-    return 1 if missed else 0
+    return 0
 
 
 if __name__ == "__main__":

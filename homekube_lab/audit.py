@@ -109,6 +109,7 @@ class RevertResult:
     files: tuple[str, ...]   # what it changed
     revision: str            # what the Kustomizations applied (main@sha1:…)
     seconds: float           # push of the revert → every Kustomization Ready at it
+    steps: tuple[tuple[str, float], ...] = ()   # (Kind/name, seconds) of the sync, in order
 
     def text(self) -> str:
         # No SHA, no time: executed lessons compare this line run to run.
@@ -132,7 +133,8 @@ def revert(sha: str, *, settings: Settings | None = None, timeout: float | None 
     repo.push()
     start = time.monotonic()
     synced = flux.sync(settings=settings, timeout=timeout, progress=progress)
-    return RevertResult(sha, new, subject, files, synced.revision, time.monotonic() - start)
+    return RevertResult(sha, new, subject, files, synced.revision, time.monotonic() - start,
+                        tuple(synced.steps))
 
 
 # --------------------------------------------------------------------------- by hand
