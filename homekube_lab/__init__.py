@@ -12,7 +12,8 @@ Layers (imports point down only; ``tests/test_layers.py`` enforces it):
 
     lab, cli                  the learner's entry points; the only users of ``embedded/``
     widgets, widgets_drift, notebook_display    presentation (ipywidgets, IPython)
-    kube flux graph gitops helm diff drift stopwatch notify checks    concepts a learner can name
+    kube flux graph gitops helm diff drift stopwatch notify    concepts a learner can name
+    audit remediation checks
     embedded/                 the local cluster: PKI, processes, Flux runner, Git + Helm server,
                               event sink
     toolchain/                pinned binaries: pins, wrapper Go modules, builds, version checks

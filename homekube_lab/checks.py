@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from . import diff, drift, flux, gitops, helm, kube, notify, state, toolchain
+from . import audit, diff, drift, flux, gitops, helm, kube, notify, remediation, state, toolchain
 from ._pointer import short
 from .diff import DriftReport
 from .drift import Drift
@@ -37,7 +37,9 @@ __all__ = ["HELLO_WEB", "LESSONS", "LessonCheck", "check_committed", "check_less
            "check_release_history", "check_resumed", "check_timings", "check_tools",
            "check_events_received", "check_notifications_ready", "check_notifications_removed",
            "check_receiver", "check_receiver_security", "check_webhook_lost",
-           "check_webhook_push", "check_webhook_timings"]
+           "check_webhook_push", "check_webhook_timings",
+           "check_live_value", "check_nothing_to_roll_back", "check_pruned", "check_remediated",
+           "check_reverted", "check_revision_chain", "check_untracked"]
 
 #: The Deployments ``flux bootstrap`` creates in flux-system (the lab runs their
 #: controllers as local processes while these exist), in the order messages name them.
@@ -96,6 +98,21 @@ HINTS: dict[str, tuple[str, str]] = {
                               "rerun the add_alert cell, then the deploy cells"),
     "check_notifications_removed": ("`flux get receivers` / `flux get alerts` list what is left",
                                     "`notify.remove_all()` again"),
+    "check_revision_chain": ("a link that is behind has not applied the newest commit yet",
+                             "`flux.sync()` applies origin/main in dependsOn order"),
+    "check_live_value": ("`kubectl get` the object: what does it say, and what does Git say?",
+                         "`flux.sync()` applies Git now"),
+    "check_reverted": ("`repo.log()` lists the revert and the commit it undoes",
+                       "`audit.revert(sha)` reverts, pushes and waits for Flux"),
+    "check_remediated": ("`flux events --for HelmRelease/hello-web -n homekube-apps` tells the "
+                         "story; `remediation.history(...)` the revisions",
+                         "rerun the watch cell: it waits until the retries are used up"),
+    "check_nothing_to_roll_back": ("`helm history hello-web -n homekube-apps`: count the revisions",
+                                   "rerun the contrast cell; it reverts its own commit"),
+    "check_untracked": ("`audit.track(kind, name, namespace)` says where each object is recorded",
+                        "apply the by-hand manifests again, then reconcile `apps`"),
+    "check_pruned": ("is `prune: true` set on `apps`? `flux get kustomizations`",
+                     "`flux.sync()` after the commit that removed the file"),
 }
 
 
@@ -705,9 +722,11 @@ LESSONS: dict[str, tuple[str, Callable[[Settings], list[str]]]] = {
                                       "(the welcome ConfigMap's stopwatch key)", s),
                       check_resumed("Kustomization", "apps", settings=s),
                       check_in_sync("Kustomization", "apps", settings=s)]),
-    "05": ("hello-web healthy again after the failed upgrade and its rollback",
-           lambda s: [check_ready_for_drift(settings=s),
-                      check_in_sync("HelmRelease", **HELLO_WEB, settings=s)]),
+    "05": ("a failing upgrade committed, remediated, and reverted by Git; hello-web healthy again",
+           lambda s: [check_committed("05", "nodeSelector", "clusters/apps", "tried an upgrade "
+                                      "that cannot become Ready (a nodeSelector no node has)", s),
+                      check_ready_for_drift(settings=s),
+                      check_helmrelease(**HELLO_WEB, version="0.2", replicas=2, settings=s)]),
     "06": ("a Receiver and an Alert committed, then removed; every Kustomization Ready",
            lambda s: [check_committed("06", "^kind: Receiver", "clusters", "added a Receiver", s),
                       check_notifications_removed(s), check_kustomizations_ready(settings=s)]),
@@ -754,3 +773,123 @@ def check_lesson(lesson: str, settings: Settings | None = None) -> LessonCheck:
         except LabError as err:  # the cluster is down, a CRD is missing, …
             return LessonCheck(lesson, leaves, [], CheckpointFailed(
                 f"lesson {lesson}", err.message, next_step=err.next_step or "run `homekube-lab up`"))
+# --------------------------------------------------------------------------- lesson 05
+# Git as the audit trail: the chain of revisions, undo by commit, remediation, by-hand applies.
+
+
+def check_revision_chain(links: Sequence[audit.RevisionLink]) -> str:
+    """Every Git revision in the chain (the GitRepository's artifact, each Kustomization's
+    ``lastAppliedRevision``) is the commit on ``origin/main``."""
+    behind = [f"{link.object} {link.field} is {flux.short_revision(link.revision) or '(none)'}"
+              for link in links if link.at_head is False]
+    if not links or behind:
+        raise CheckpointFailed(
+            "check_revision_chain", "; ".join(behind) or "no revision chain",
+            next_step="run `flux.sync()` (it applies origin/main in dependsOn order), then "
+            "the chain cell again")
+    git = [link for link in links if link.at_head]
+    return _passed(f"{len(git)} links carry the commit on origin/main: "
+                   f"{', '.join(link.object for link in git)}")
+
+
+def check_live_value(kind: str, name: str, namespace: str, key: str, expected: object,
+                     *, api_version: str = "v1", because: str = "",
+                     settings: Settings | None = None) -> str:
+    """The live object's ``key`` is ``expected`` (e.g. after a revert, or Flux's correction)."""
+    value = audit.live_value(kind, name, namespace, key, api_version=api_version,
+                             settings=settings)
+    if value != expected:
+        raise CheckpointFailed(
+            "check_live_value", f"{kind} {namespace}/{name} {key} is {short(value)}, "
+            f"expected {short(expected)}",
+            next_step="run `flux.sync()` and `flux get kustomizations`, then this cell again")
+    why = f" ({because})" if because else ""
+    return _passed(f"{kind} {namespace}/{name} {key} is {short(value)}{why}")
+
+
+def check_reverted(result: audit.RevertResult, settings: Settings | None = None) -> str:
+    """The revert is a commit on ``origin/main`` (the bad commit stays in the history) and
+    every Kustomization applied it."""
+    from . import gitops
+
+    settings = settings or get_settings()
+    repo = gitops.LearnerRepo(settings)
+    log = repo.log(20)
+    shas = [c.sha for c in log]
+    if result.commit not in shas or result.reverted not in shas:
+        raise CheckpointFailed(
+            "check_reverted", "the revert or the commit it undoes is not in the last 20 commits",
+            next_step="run `repo.log()`; revert again with `audit.revert(sha)`")
+    ks = [o for o in flux.list_objects(["Kustomization"], flux.NAMESPACE, settings)]
+    behind = [o.name for o in ks if o.revision != result.revision or not o.is_ready]
+    if behind or not result.revision.endswith(result.commit):
+        raise CheckpointFailed(
+            "check_reverted", f"not applied yet by: {', '.join(behind) or 'the GitRepository'}",
+            next_step="run `flux.sync()`, then this cell again")
+    return _passed(f"{result.subject} is on origin/main after the commit it undoes; "
+                   f"{len(ks)} Kustomizations applied it")
+
+
+def check_remediated(report: remediation.RemediationReport) -> str:
+    """helm-controller failed the upgrade, rolled back (RollbackSucceeded), retried, and
+    gave up (``RetriesExceeded``) — leaving the previous release deployed. Judged by the
+    HelmRelease's conditions and ``helm list``; events may be aggregated or rate-limited."""
+    problems = []
+    if report.released != "UpgradeFailed":
+        problems.append(f"Released is {report.released or 'absent'}, not UpgradeFailed")
+    if report.remediated != "RollbackSucceeded":
+        problems.append(f"Remediated is {report.remediated or 'absent'}, not RollbackSucceeded")
+    if report.stalled_reason != "RetriesExceeded":
+        problems.append(f"not stalled with RetriesExceeded ({report.stalled_reason or 'not stalled'})")
+    if report.helm_status != "deployed":
+        problems.append(f"`helm list` shows {report.helm_status or 'nothing'}, not deployed")
+    if problems:
+        raise CheckpointFailed(
+            "check_remediated", "; ".join(problems),
+            next_step=f"run `flux events --for HelmRelease/{report.name} -n {report.namespace}` "
+            "and the watch cell again (it waits for the retries to end)")
+    return _passed(f"HelmRelease {report.namespace}/{report.name}: upgrade failed, rolled back "
+                   f"after each failure, retries exhausted (RetriesExceeded); "
+                   f"{report.helm_chart} is deployed again")
+
+
+def check_nothing_to_roll_back(result: remediation.TemplateErrorResult) -> str:
+    """A template error failed the upgrade without a new Helm revision."""
+    if not result.stored_nothing or result.upgrade_failures or result.failures < 1:
+        raise CheckpointFailed(
+            "check_nothing_to_roll_back",
+            f"expected failed upgrades, no new Helm revision and no remediation, saw "
+            f"{result.text()}",
+            next_step=f"run `helm history {result.name} -n {result.namespace}` and "
+            f"`flux events --for HelmRelease/{result.name} -n {result.namespace}`")
+    return _passed("the template error failed the upgrade before Helm stored a revision: "
+                   "nothing to roll back, so no remediation ran")
+
+
+def check_untracked(by_hand: audit.Tracking, managed: audit.Tracking) -> str:
+    """What ``kubectl apply`` leaves behind: the new object has no file, owner or commit;
+    the managed one is still Git's (Flux applied Git over the hand edit)."""
+    problems = []
+    if not by_hand.exists or by_hand.git_file or by_hand.owner:
+        problems.append(f"expected an untracked live object: {by_hand.text()}")
+    if not managed.tracked:
+        problems.append(f"expected a managed object: {managed.text()}")
+    if problems:
+        raise CheckpointFailed(
+            "check_untracked", "; ".join(problems),
+            next_step="run the `kubectl apply` cell again, then `flux.reconcile_now("
+            "'Kustomization', 'apps')` and this cell")
+    return _passed(f"{by_hand.object} runs with no file, owner or commit; {managed.object} "
+                   f"is still Git's ({managed.git_file}, {managed.owner})")
+
+
+def check_pruned(kind: str, name: str, namespace: str, *, api_version: str = "v1",
+                 settings: Settings | None = None) -> str:
+    """The object is gone from the cluster (Flux pruned it when it left Git)."""
+    if kube.get_object(api_version, kind, name, namespace, settings) is not None:
+        raise CheckpointFailed(
+            "check_pruned", f"{kind} {namespace}/{name} is still in the cluster",
+            next_step="check `prune: true` on the Kustomization and that the file left Git "
+            "(`repo.log()`), then `flux.sync()`")
+    return _passed(f"{kind} {namespace}/{name} is gone: it entered Git, left it, and Flux "
+                   "pruned it")

@@ -44,7 +44,7 @@ from .template import (
     validate_manifest_text,
 )
 
-__all__ = ["BOOTSTRAP_DIR", "PLACEHOLDER_CHARTS_URL", "Commit", "Edit", "GitChange", "LearnerRepo",
+__all__ = ["BOOTSTRAP_DIR", "PLACEHOLDER_CHARTS_URL", "Commit", "Edit", "FileChange", "GitChange", "LearnerRepo",
            "ResetResult", "commit_spec_change", "dump_yaml", "example_text", "owning_kustomization",
            "render_template", "set_drift_detection", "set_interval", "template_dir",
            "validate_manifest_text"]
@@ -80,6 +80,24 @@ class Commit:
     subject: str
     author: str
     date: str  # ISO 8601, author date
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One commit's change to one file, as ``repo.file_log(path)`` lists it."""
+
+    sha: str
+    short: str
+    subject: str
+    author: str
+    date: str                # ISO 8601, author date
+    path: str
+    lines: tuple[str, ...]   # the diff lines of this file: "+  replicas: 0", "-  replicas: 1"
+
+    def text(self, with_sha: bool = True) -> str:
+        who = f"{self.short} " if with_sha else ""
+        body = "\n".join(f"    {ln}" for ln in self.lines)
+        return f"{who}{self.date[:19]} {self.author}: {self.subject}\n{body}".rstrip()
 
 
 @dataclass(frozen=True)
@@ -302,6 +320,27 @@ class LearnerRepo:
                                                  meta.get("namespace", namespace) == namespace):
                     return path
         return None
+
+    def remote_head(self) -> str:
+        """The full SHA of ``origin/main`` after a fetch: the commit Flux reads."""
+        self._git("fetch", "--quiet", "origin", timeout=_NET_TIMEOUT)
+        return self._remote_main() or ""
+
+    def file_log(self, path: str, n: int = 5, rev: str = "HEAD") -> list[FileChange]:
+        """Who changed ``path``, when, and how: the last ``n`` commits touching it (newest
+        first), each with the lines it added and removed in that file — ``git log -p``."""
+        out = self._git("log", f"-n{int(n)}", "--no-color", "--format=%x1e%H%x1f%h%x1f%s%x1f%an"
+                        "%x1f%aI", "-p", "--unified=0", rev, "--", path).stdout
+        changes = []
+        for record in out.split("\x1e")[1:]:
+            head, _, patch = record.partition("\n")
+            fields = head.split("\x1f")
+            if len(fields) != 5:
+                continue
+            lines = tuple(ln for ln in patch.splitlines()
+                          if ln[:1] in "+-" and not ln.startswith(("+++", "---")))
+            changes.append(FileChange(*fields, path, lines))
+        return changes
 
     def backups(self) -> list[str]:
         """The backup refs ``reset_to_template`` made, oldest first."""

@@ -24,7 +24,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "toolchain": ("toolchain",),
     "embedded": ("embedded",),
     "concepts": ("kube", "flux", "gitops", "helm", "diff", "_fields", "drift", "stopwatch",
-                 "graph", "notify", "checks"),
+                 "graph", "notify", "audit", "remediation", "checks"),
     "widgets": ("widgets", "widgets_drift", "notebook_display"),
     "top": ("__init__", "lab", "cli", "__main__"),
 }
@@ -121,8 +121,8 @@ def test_lessons_hold_teaching_calls_not_plumbing(nb: Path) -> None:
     assert not problems, f"{nb.name}: " + "; ".join(problems)
 
 
-MODULES = {"checks", "diff", "drift", "flux", "gitops", "graph", "helm", "kube", "lab",
-           "stopwatch", "toolchain", "widgets", "widgets_drift"}
+MODULES = {"audit", "checks", "diff", "drift", "flux", "gitops", "graph", "helm", "kube", "lab", "notify",
+           "remediation", "stopwatch", "toolchain", "widgets", "widgets_drift"}
 _CALL = re.compile(r"\b(\w+)\.(\w+)\(")
 
 
