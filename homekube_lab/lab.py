@@ -283,6 +283,7 @@ def check(lessons: Sequence[str] = (), settings: Settings | None = None) -> list
     for r in results:
         if r.ok:
             state.record_progress(settings, r.lesson, stamp)
+    write_index(settings)
     return results
 
 
@@ -438,7 +439,43 @@ def learner_notebooks(settings: Settings, *, fresh: Sequence[str] = (), progress
     if created:
         progress(f"your copies of {', '.join(created)} are in {dest} (outputs cleared; "
                  "your edits stay there across restarts)")
+    write_index(settings, sources, dest)
     return dest
+
+
+INDEX_NAME = "START-HERE.md"
+
+
+def index_text(settings: Settings, sources: Sequence[Path]) -> str:
+    """The learner's index page: each lesson, its status (completed — its end-of-lesson
+    checks passed — or not yet), and the commands to check, reset and restart."""
+    from . import state
+
+    done = state.read_progress(settings)
+    rows = []
+    for src in sources:
+        n = src.name[:2]
+        title = src.stem[3:].replace("-", " ")
+        status = "✅ completed" if n in done else "— not yet"
+        rows.append(f"| {n} | [{title}]({src.name}) | {status} |")
+    return "\n".join([
+        "# HomeKube lab — your lessons", "",
+        "Each lesson is your own copy: every output you see is one you produced. Work in order;",
+        "a lesson's last cell (`lab.finish(\"NN\")`) checks what it left behind and records it here.", "",
+        "| # | lesson | status |", "|---|---|---|", *rows, "",
+        "In a terminal: `homekube-lab check` re-checks every lesson against the cluster as it is now;",
+        "`homekube-lab reset --to NN` starts lesson NN on a fresh cluster (your work is saved first);",
+        "`homekube-lab lab --fresh-copy NN` gives you a fresh copy of a lesson.", ""])
+
+
+def write_index(settings: Settings, sources: Sequence[Path] | None = None,
+                dest: Path | None = None) -> Path:
+    """(Re)write the learner's ``START-HERE.md`` with the progress recorded now."""
+    dest = dest or learner_dir(settings)
+    path = dest / INDEX_NAME
+    if dest.is_dir():
+        _write_bytes(path, index_text(settings, sources if sources is not None else lessons()).encode())
+    return path
 
 
 def _sync_copy(src: Path, dest: Path, manifest: dict[str, Any], *, fresh: bool,
@@ -558,7 +595,9 @@ def lab_command(settings: Settings, port: int = 8888,
     argv = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={learner_dir(settings)}",
             "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
             # A token protects the server even on loopback; Jupyter prints the URL with it.
-            "--ServerApp.port_retries=10"]
+            "--ServerApp.port_retries=10",
+            # Open on the index page: the lessons, and which ones you completed.
+            f"--ServerApp.default_url=/lab/tree/{INDEX_NAME}"]
     if no_browser:
         argv.append("--no-browser")
     if hasattr(os, "geteuid") and os.geteuid() == 0:

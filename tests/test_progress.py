@@ -48,3 +48,18 @@ def test_cli_lists_reset_points(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert out.splitlines()[0].startswith("00  before lesson 00:")
     assert "03  before lesson 03: Flux bootstrapped" in out
+
+
+def test_the_index_page_lists_lessons_with_their_status(tmp_path: Path) -> None:
+    s = Settings(state_dir=tmp_path / "state")
+    src = tmp_path / "lessons"
+    src.mkdir()
+    for name in ("00-preflight.ipynb", "01-bootstrap.ipynb"):
+        (src / name).write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+    state.record_progress(s, "00", "2026-11-28T10:00:00Z")
+    dest = lab.learner_notebooks(s, source_dir=src, progress=lambda m: None)
+    page = (dest / lab.INDEX_NAME).read_text()
+    assert "| 00 | [preflight](00-preflight.ipynb) | ✅ completed |" in page
+    assert "| 01 | [bootstrap](01-bootstrap.ipynb) | — not yet |" in page
+    argv, _env = lab.lab_command(s)
+    assert f"--ServerApp.default_url=/lab/tree/{lab.INDEX_NAME}" in argv
