@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from _bench import summarize  # noqa: E402 - benchmarks/ is the script's own dir
 
 from homekube_lab import drift, flux, gitops, lab, stopwatch
 from homekube_lab.embedded import cluster
@@ -74,19 +75,6 @@ def measure(s: Settings, runs: int, source_interval: str, apps_interval: str) ->
         out.append(_helm_revert(s))
     gitops.set_drift_detection(None, settings=s)
     return out
-
-
-def summarize(timings: list[stopwatch.Timing]) -> str:
-    groups: dict[tuple[str, str], list[stopwatch.Timing]] = {}
-    for t in timings:
-        groups.setdefault((t.what, t.trigger), []).append(t)
-    lines = [f"{'MEASURED':40} {'TRIGGER':30} {'N':>2} {'MEDIAN':>7} {'MAX':>7} {'BOUND':>6}"]
-    for (what, trigger), items in groups.items():
-        secs = [t.seconds for t in items]
-        bound = max(t.bound for t in items)
-        lines.append(f"{what:40} {trigger:30} {len(secs):>2} {statistics.median(secs):>6.2f}s "
-                     f"{max(secs):>6.2f}s {f'{bound:.0f}s' if bound else '-':>6}")
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,33 +9,23 @@ this machine. Everything runs in a temporary state dir, stopped and removed at t
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import tempfile
-from pathlib import Path
+
+from _bench import throwaway_lab  # noqa: E402 - benchmarks/ is the script's own dir
 
 from homekube_lab import lab
-from homekube_lab.embedded import cluster
-from homekube_lab.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--points", nargs="*", default=list(lab.RESET_POINTS))
     args = ap.parse_args(argv)
-    state = Path(tempfile.mkdtemp(prefix="homekube-reset-bench-"))
-    os.environ["HOMEKUBE_STATE_DIR"] = str(state)
-    s = Settings.from_env()
     rows = []
-    try:
+    with throwaway_lab("homekube-reset-bench-") as s:
         lab.up(s, progress=lambda m: None)
         for point in args.points:
             r = lab.reset(point, s, progress=lambda m: None)
             rows.append((point, r.seconds, "; ".join(r.steps)))
             print(f"reset --to {point}: {r.seconds:6.1f} s  ({rows[-1][2]})", flush=True)
-    finally:
-        cluster.down(s, progress=lambda m: None)
-        shutil.rmtree(state, ignore_errors=True)
     worst = max(rows, key=lambda r: r[1])
     print(f"\nslowest: --to {worst[0]} {worst[1]:.1f} s (target ≤ 30 s)")
     return 0

@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _bench import summarize  # noqa: E402 - benchmarks/ is the script's own dir
+
 from homekube_lab import flux, gitops, lab, notify
 from homekube_lab.embedded import cluster
 from homekube_lab.settings import Settings
@@ -60,19 +62,6 @@ def measure(s: Settings, runs: int, source_interval: str) -> list[Timing]:
     return out
 
 
-def summarize(timings: list[Timing]) -> str:
-    groups: dict[str, list[Timing]] = {}
-    for t in timings:
-        groups.setdefault(t.trigger, []).append(t)
-    lines = [f"{'TRIGGER':16} {'N':>2} {'MEDIAN':>7} {'MIN':>7} {'MAX':>7} {'BOUND':>6}"]
-    for trigger, items in groups.items():
-        secs = [t.seconds for t in items]
-        bound = max(t.bound for t in items)
-        lines.append(f"{trigger:16} {len(secs):>2} {statistics.median(secs):>6.2f}s "
-                     f"{min(secs):>6.2f}s {max(secs):>6.2f}s {f'{bound:.0f}s' if bound else '-':>6}")
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5, help="forced and webhook readings (default 5)")
@@ -101,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.keep_state:
                 shutil.rmtree(state, ignore_errors=True)
     print()
-    print(summarize(timings))
+    print(summarize(timings, lambda t: t.trigger))
     forced = statistics.median(t.seconds for t in timings if t.trigger == "forced")
     hook = statistics.median(t.seconds for t in timings if t.trigger == "webhook")
     late = [t for t in timings if not t.within_bound]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import threading
 from http import HTTPStatus
@@ -28,6 +27,7 @@ from typing import IO
 from urllib.parse import urlsplit
 
 from ..state import append_jsonl, utc_now
+from .processes import serve_until_signalled
 
 #: Every listener of the lab binds loopback only.
 HOST = "127.0.0.1"
@@ -127,21 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     server = make_server(args.port, args.events_file)
 
-    def _stop(signum: int, _frame: object) -> None:
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
     print(f"homekube event sink on {server.url}{PREFIX}<provider> → {args.events_file}",
           file=sys.stderr, flush=True)
-    try:
-        server.serve_forever(poll_interval=0.5)
-    except SystemExit:
-        pass
-    finally:
-        server.server_close()
-        print("homekube event sink stopped", file=sys.stderr, flush=True)
-    return 0
+    return serve_until_signalled(server, "homekube event sink")
 
 
 if __name__ == "__main__":

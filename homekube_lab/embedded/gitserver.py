@@ -34,7 +34,6 @@ import json
 import os
 import posixpath
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -61,6 +60,7 @@ from ..state import (  # noqa: F401
     read_credentials,
     write_credentials,
 )
+from .processes import serve_until_signalled
 
 #: Every listener of the lab binds loopback only.
 HOST = "127.0.0.1"
@@ -475,23 +475,11 @@ def main(argv: list[str] | None = None) -> int:
 
     server = make_server(args.git_root, args.charts, args.port, args.credentials)
 
-    def _stop(signum: int, _frame: object) -> None:
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
     if args.port_file:
         args.port_file.write_text(f"{server.port}\n", encoding="utf-8")
     print(f"homekube git server on {server.url} (git root {server.git_root}, "
           f"charts {server.charts_dir})", file=sys.stderr, flush=True)
-    try:
-        server.serve_forever(poll_interval=0.5)
-    except SystemExit:
-        pass
-    finally:
-        server.server_close()
-        print("homekube git server stopped", file=sys.stderr, flush=True)
-    return 0
+    return serve_until_signalled(server, "homekube git server")
 
 
 if __name__ == "__main__":

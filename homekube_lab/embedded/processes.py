@@ -22,6 +22,7 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -185,3 +186,24 @@ def rss_bytes(pids: Sequence[int]) -> int:
         except psutil.NoSuchProcess:
             continue
     return total
+
+
+def serve_until_signalled(server: Any, name: str) -> int:
+    """Run an HTTP server (``serve_forever``) until SIGTERM/SIGINT, then close it and say so
+    on stderr (its log). The loop of every small server the lab runs as a component."""
+    import signal
+    import sys
+
+    def _stop(signum: int, _frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        server.serve_forever(poll_interval=0.5)
+    except SystemExit:
+        pass
+    finally:
+        server.server_close()
+        print(f"{name} stopped", file=sys.stderr, flush=True)
+    return 0
