@@ -18,9 +18,10 @@ from homekube_lab import lab
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--points", nargs="*", default=list(lab.RESET_POINTS))
+    ap.add_argument("--keep-state", action="store_true", help="keep the state dir (logs) afterwards")
     args = ap.parse_args(argv)
     rows = []
-    with throwaway_lab("homekube-reset-bench-") as s:
+    with throwaway_lab("homekube-reset-bench-", keep=args.keep_state) as s:
         lab.up(s, progress=lambda m: None)
         for point in args.points:
             r = lab.reset(point, s, progress=lambda m: None)

@@ -25,7 +25,7 @@ from typing import Any
 from . import kube, state, toolchain
 from ._cmd import Result, run
 from ._poll import until
-from .errors import LabError, ManifestInvalid, ReconcileTimeout
+from .errors import CommandFailed, CommandTimeout, LabError, ManifestInvalid, ReconcileTimeout
 from .settings import Settings, get_settings
 
 __all__ = ["BootstrapResult", "CheckResult", "Failure", "FluxObject", "IntervalInfo", "Kind",
@@ -221,8 +221,24 @@ def bootstrap(settings: Settings | None = None, progress: Progress | None = prin
         if progress:
             progress(line)
 
-    flux_cli(*argv[1:], settings=settings, timeout=600, on_line=on_line)
+    try:
+        flux_cli(*argv[1:], settings=settings, timeout=600, on_line=on_line)
+    except CommandFailed as err:  # its message quotes the command: never with the password
+        secrets = [a.split("=", 1)[1] for a in argv if a.startswith("--password=")]
+        raise CommandFailed(
+            bootstrap_command(settings, mask=True), err.exit_code, _redact(err.stdout, secrets),
+            _redact(err.stderr, secrets), next_step="read Flux's output above: `homekube-lab "
+            "status` shows whether source-controller runs; rerun the bootstrap (it is idempotent)",
+            summary=("did not finish" if isinstance(err, CommandTimeout)
+                     else f"exited with code {err.exit_code}")) from None
     return BootstrapResult(shown, time.monotonic() - start, lines)
+
+
+def _redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "********")
+    return text
 
 
 # --------------------------------------------------------------------------- reading

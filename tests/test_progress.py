@@ -63,3 +63,25 @@ def test_the_index_page_lists_lessons_with_their_status(tmp_path: Path) -> None:
     assert "| 01 | [bootstrap](01-bootstrap.ipynb) | — not yet |" in page
     argv, _env = lab.lab_command(s)
     assert f"--ServerApp.default_url=/lab/tree/{lab.INDEX_NAME}" in argv
+
+
+def test_a_failed_bootstrap_never_shows_the_git_password(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The error of a failed `flux bootstrap git … --password=…` quotes the command masked."""
+    from homekube_lab import flux
+    from homekube_lab.errors import CommandFailed
+
+    s = Settings(state_dir=tmp_path / "state")
+    record = state.ClusterFile(s.cluster_file, git_url="http://127.0.0.1:1/homekube.git")
+    record.save()
+    state.write_credentials(state.credentials_path(s), "homekube", "s3cret-pw")
+
+    def fails(*args: str, **_kw: object) -> None:
+        raise CommandFailed(["flux", *args], 1, "pushing with s3cret-pw", "✗ context deadline exceeded")
+
+    monkeypatch.setattr(flux, "flux_cli", fails)
+    with pytest.raises(CommandFailed) as err:
+        flux.bootstrap(s, progress=None)
+    text = str(err.value)
+    assert "s3cret-pw" not in text and "--password=********" in text
+    assert "context deadline exceeded" in text
