@@ -17,16 +17,13 @@ cluster::
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
+
+from _bench import throwaway_lab  # noqa: E402 - benchmarks/ is the script's own dir
 
 from homekube_lab import audit, flux, gitops, lab, remediation
-from homekube_lab.embedded import cluster
 from homekube_lab.settings import Settings
 
 APPS = "clusters/apps/local"
@@ -76,13 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep-state", action="store_true", help="do not delete the state dir")
     args = ap.parse_args(argv)
 
-    state = Path(tempfile.mkdtemp(prefix="homekube-audit-bench-"))
-    os.environ["HOMEKUBE_STATE_DIR"] = str(state)
-    s = Settings.from_env()
-    print(f"state dir: {state}")
     reverts: list[audit.RevertResult] = []
     remediated: tuple[float, list[str]] | None = None
-    try:
+    with throwaway_lab("homekube-audit-bench-", keep=args.keep_state) as s:
         lab.up(s, progress=lambda m: None)
         flux.bootstrap(s, progress=None)
         _install_hello_web(s)
@@ -93,10 +86,6 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
         if not args.no_remediation:
             remediated = remediate_once(s, args.failing_timeout)
-    finally:
-        cluster.down(s, progress=lambda m: None)
-        if not args.keep_state:
-            shutil.rmtree(state, ignore_errors=True)
     print()
     secs = [r.seconds for r in reverts]
     print(f"git revert pushed → every Kustomization Ready (forced): n={len(secs)} "

@@ -13,18 +13,13 @@ hello-web like lesson 02, measures, prints a table, and always stops the cluster
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-from _bench import summarize  # noqa: E402 - benchmarks/ is the script's own dir
+from _bench import summarize, throwaway_lab  # noqa: E402 - benchmarks/ is the script's own dir
 
 from homekube_lab import drift, flux, gitops, lab, stopwatch
-from homekube_lab.embedded import cluster
 from homekube_lab.settings import Settings
 
 APPS = "clusters/apps/local"
@@ -87,19 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep-state", action="store_true", help="do not delete the state dir")
     args = ap.parse_args(argv)
 
-    state = Path(tempfile.mkdtemp(prefix="homekube-drift-bench-"))
-    os.environ["HOMEKUBE_STATE_DIR"] = str(state)
-    s = Settings.from_env()
-    print(f"state dir: {state}")
-    try:
+    with throwaway_lab("homekube-drift-bench-", keep=args.keep_state) as s:
         _timed("homekube-lab up", lambda: lab.up(s, progress=lambda m: None))
         _timed("flux bootstrap", lambda: flux.bootstrap(s, progress=None))
         _timed("hello-web installed (commit, sync, Ready)", lambda: _install_hello_web(s))
         timings = measure(s, args.runs, args.source_interval, args.apps_interval)
-    finally:
-        cluster.down(s, progress=lambda m: None)
-        if not args.keep_state:
-            shutil.rmtree(state, ignore_errors=True)
     print()
     print(summarize(timings))
     bad = [t for t in timings if not t.within_bound

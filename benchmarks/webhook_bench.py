@@ -19,18 +19,13 @@ removed again)::
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-from _bench import summarize  # noqa: E402 - benchmarks/ is the script's own dir
+from _bench import summarize, throwaway_lab  # noqa: E402 - benchmarks/ is the script's own dir
 
 from homekube_lab import flux, gitops, lab, notify
-from homekube_lab.embedded import cluster
 from homekube_lab.settings import Settings
 from homekube_lab.stopwatch import Timing
 
@@ -77,18 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"state dir: {s.state_dir} (running cluster)")
         timings = measure(s, args.runs, args.source_interval)
     else:
-        state = Path(tempfile.mkdtemp(prefix="homekube-webhook-bench-"))
-        os.environ["HOMEKUBE_STATE_DIR"] = str(state)
-        s = Settings.from_env()
-        print(f"state dir: {state}")
-        try:
+        with throwaway_lab("homekube-webhook-bench-", keep=args.keep_state) as s:
             lab.up(s, progress=lambda m: None)
             flux.bootstrap(s, progress=None)
             timings = measure(s, args.runs, args.source_interval)
-        finally:
-            cluster.down(s, progress=lambda m: None)
-            if not args.keep_state:
-                shutil.rmtree(state, ignore_errors=True)
     print()
     print(summarize(timings, lambda t: t.trigger))
     forced = statistics.median(t.seconds for t in timings if t.trigger == "forced")

@@ -21,13 +21,13 @@ import json
 import sys
 import threading
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
 from ..state import append_jsonl, utc_now
-from .processes import serve_until_signalled
+from .processes import LoopbackHTTPServer, serve_until_signalled
 
 #: Every listener of the lab binds loopback only.
 HOST = "127.0.0.1"
@@ -37,8 +37,8 @@ PREFIX = "/flux/"
 MAX_BODY = 1024 * 1024
 
 
-class EventSink(ThreadingHTTPServer):
-    """A :class:`ThreadingHTTPServer` that appends every accepted event to ``events_file``."""
+class EventSink(LoopbackHTTPServer):
+    """A :class:`LoopbackHTTPServer` that appends every accepted event to ``events_file``."""
 
     daemon_threads = True
 
@@ -49,13 +49,6 @@ class EventSink(ThreadingHTTPServer):
         self.lock = threading.Lock()
         super().__init__(address, _Handler)
 
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
 
 
 def make_server(port: int, events_file: Path, *, log: IO[str] | None = sys.stderr) -> EventSink:

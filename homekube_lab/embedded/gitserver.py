@@ -43,7 +43,7 @@ import urllib.error
 import urllib.request
 from dataclasses import asdict
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import IO
 from urllib.parse import unquote, urlsplit
@@ -60,7 +60,7 @@ from ..state import (  # noqa: F401
     read_credentials,
     write_credentials,
 )
-from .processes import serve_until_signalled
+from .processes import LoopbackHTTPServer, serve_until_signalled
 
 #: Every listener of the lab binds loopback only.
 HOST = "127.0.0.1"
@@ -102,8 +102,8 @@ def init_bare(repo: Path) -> None:
 # --- the server -----------------------------------------------------------------------------
 
 
-class GitHTTPServer(ThreadingHTTPServer):
-    """A :class:`ThreadingHTTPServer` that knows its Git root, chart dir and account."""
+class GitHTTPServer(LoopbackHTTPServer):
+    """A :class:`LoopbackHTTPServer` that knows its Git root, chart dir and account."""
 
     daemon_threads = True
 
@@ -121,13 +121,6 @@ class GitHTTPServer(ThreadingHTTPServer):
         self.git = git
         super().__init__(address, _Handler)
 
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
 
 
 def make_server(git_root: Path, charts_dir: Path, port: int, credentials: Path,

@@ -21,6 +21,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -207,3 +208,16 @@ def serve_until_signalled(server: Any, name: str) -> int:
         server.server_close()
         print(f"{name} stopped", file=sys.stderr, flush=True)
     return 0
+
+
+class LoopbackHTTPServer(ThreadingHTTPServer):
+    """The base of the lab's small HTTP servers (git server, event sink): bound to
+    127.0.0.1, with the port the kernel gave it and its base URL."""
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.server_address[0]}:{self.port}"
