@@ -20,14 +20,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from . import audit, diff, drift, flux, gitops, helm, kube, notify, remediation, state, toolchain
-from ._pointer import short
-from .diff import DriftReport
-from .drift import Drift
-from .errors import LabError
-from .settings import Settings, get_settings
-from .stopwatch import SLACK, Timing
-from .toolchain import pins
+from .. import audit, diff, drift, flux, gitops, helm, kube, notify, remediation, state, toolchain
+from .._pointer import short
+from ..diff import DriftReport
+from ..drift import Drift
+from ..errors import LabError
+from ..settings import Settings, get_settings
+from ..stopwatch import SLACK, Timing
+from ..toolchain import pins
 
 __all__ = ["HELLO_WEB", "LESSONS", "LessonCheck", "check_committed", "check_lesson",
            "CheckpointFailed", "FLUX_CONTROLLERS", "Passed", "check_bootstrapped",
@@ -401,7 +401,7 @@ def check_corrected(d: Drift, timeout: float | None = None,
                     settings: Settings | None = None) -> str:
     """The drift ``d`` (a :class:`~homekube_lab.drift.Drift`) is undone: the field (or the
     deleted object) is back to what Flux had applied. Waits up to ``timeout``."""
-    from .errors import ReconcileTimeout
+    from ..errors import ReconcileTimeout
 
     settings = settings or get_settings()
     try:
@@ -810,7 +810,7 @@ def check_live_value(kind: str, name: str, namespace: str, key: str, expected: o
 def check_reverted(result: audit.RevertResult, settings: Settings | None = None) -> str:
     """The revert is a commit on ``origin/main`` (the bad commit stays in the history) and
     every Kustomization applied it."""
-    from . import gitops
+    from .. import gitops
 
     settings = settings or get_settings()
     repo = gitops.LearnerRepo(settings)
