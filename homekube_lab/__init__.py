@@ -10,10 +10,14 @@ The lessons in ``notebooks/`` call these modules; each is named after a concept:
 
 Layers (imports point down only; ``tests/test_layers.py`` enforces it):
 
-    lab, cli                  the learner's entry points; the only users of ``embedded/``
+    lab, cli                  the learner's entry points; with progress, the only users of
+                              ``embedded/``; ``lab`` re-exports these two:
+    copies progress           the lessons' notebooks and your copies of them; reset --to NN,
+                              check, finish and the record of completed lessons
     widgets, widgets_drift, notebook_display    presentation (ipywidgets, IPython)
-    kube flux graph gitops helm diff drift stopwatch notify    concepts a learner can name
-    audit remediation checks
+    kube flux failures graph gitops changes helm diff drift stopwatch notify    concepts a
+    audit remediation checks/                   learner can name (_gitclone: the read side of
+                              ``gitops.LearnerRepo``; checks/: one module per part of the course)
     embedded/                 the local cluster: PKI, processes, Flux runner, Git + Helm server,
                               event sink
     toolchain/                pinned binaries: pins, wrapper Go modules, builds, version checks

@@ -10,6 +10,7 @@ it is clearer, and Flux's objects as small typed dataclasses.
     token = flux.request_reconcile("Kustomization", "apps")     # the annotation, from Python
     flux.wait_handled("Kustomization", "apps", token)
 
+Why an object is not Ready (``flux.explain_failure``) is in :mod:`homekube_lab.failures`.
 Every function takes ``settings=None`` (the current :func:`~homekube_lab.settings.get_settings`).
 """
 
@@ -28,13 +29,14 @@ from ._poll import until
 from .errors import CommandFailed, CommandTimeout, LabError, ManifestInvalid, ReconcileTimeout
 from .settings import Settings, get_settings
 
-__all__ = ["BootstrapResult", "CheckResult", "Failure", "FluxObject", "IntervalInfo", "Kind",
+__all__ = ["BootstrapResult", "CheckResult", "FluxObject", "IntervalInfo", "Kind",
            "NAMESPACE", "REQUESTED_AT", "ReconcileResult", "SyncResult", "bootstrap",
-           "bootstrap_command", "check", "depends_on", "explain_failure", "flux_cli",
+           "bootstrap_command", "check", "depends_on", "flux_cli",
            "flux_events", "get", "github_bootstrap_command", "intervals", "kind_of",
            "kustomization_order", "list_objects", "parse_duration", "raw_objects",
            "reconcile", "reconcile_now", "request_reconcile", "resume", "shell_command",
            "short_revision", "suspend", "sync", "wait_handled", "wait_idle", "wait_ready"]
+__all__ += ["Failure", "explain_failure"]  # noqa: F822 - from failures.py, see __getattr__
 
 Progress = Callable[[str], None]
 NAMESPACE = "flux-system"
@@ -410,7 +412,7 @@ def resume(kind: str, name: str, namespace: str = NAMESPACE, settings: Settings 
     flux_cli("resume", *kind_of(kind).cli, name, "-n", namespace, settings=settings, timeout=300)
 
 
-# --------------------------------------------------------------------------- syncing & explaining
+# --------------------------------------------------------------------------- syncing
 
 
 def short_revision(revision: str) -> str:
@@ -524,6 +526,8 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
             break
         obj = wait_handled(kind, name, token, namespace, timeout, settings, progress)
         if not obj.is_ready:
+            from .failures import explain_failure
+
             failure = explain_failure(kind, name, namespace, settings)
             if failure.file:
                 raise ManifestInvalid(failure.file, failure.error, resource=f"{kind}/{name}",
@@ -536,100 +540,6 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
             progress(f"✔ {kind}/{name} reconciled ({time.monotonic() - t:.1f}s)")
     git = get("GitRepository", source, namespace, settings)
     return SyncResult(git.revision if git else "", time.monotonic() - start, steps)
-
-
-@dataclass
-class Failure:
-    """Why a Flux object is not Ready, in the learner's terms (see :func:`explain_failure`)."""
-
-    resource: str          # e.g. Kustomization/apps
-    namespace: str
-    ready: str
-    reason: str            # Flux's reason, e.g. ReconciliationFailed, BuildFailed
-    error: str             # Flux's own message
-    revision: str          # the Git revision Flux tried (sources: the artifact)
-    file: str              # the file in Git that Flux's error points at ('' if unknown)
-    object: str            # the object Flux's error names, e.g. Deployment/homekube-apps/broken
-    events: list[str]      # recent Warning events for it, oldest first
-    next_step: str
-
-    @property
-    def ok(self) -> bool:
-        return self.ready == "True"
-
-    def __str__(self) -> str:
-        if self.ok:
-            return f"{self.resource} is Ready ({short_revision(self.revision)})"
-        where = f" in {self.file}" if self.file else ""
-        obj = f" ({self.object})" if self.object else ""
-        return (f"{self.resource} failed at {short_revision(self.revision)}{where}{obj}: "
-                f"{self.reason}: {self.error}\n  next: {self.next_step}")
-
-
-_OBJECT_IN_ERROR = re.compile(
-    r"\b([A-Z][A-Za-z]+)/(?:([a-z0-9][a-z0-9.-]*)/)?([a-z0-9][a-z0-9.-]*)\b(?= (?:dry-run|apply|"
-    r"health|is|failed|not|created|configured))")
-_FILE_IN_ERROR = re.compile(r"((?:\./)?clusters/[\w./-]+?\.ya?ml)")
-_KUSTOMIZE_FILE_IN_ERROR = re.compile(r"(?:in File: |from ')([\w./-]+?\.ya?ml)")
-
-
-def explain_failure(kind: str, name: str, namespace: str = NAMESPACE,
-                    settings: Settings | None = None) -> Failure:
-    """Flux's error for an object that is not Ready, with the Git file it points at.
-
-    kustomize-controller names the object (``Deployment/homekube-apps/broken dry-run
-    failed: …``) or the file (a YAML error during ``kustomize build``); this finds the
-    file in the learner's repository at the revision Flux tried.
-    """
-    from . import gitops
-
-    settings = settings or get_settings()
-    k = kind_of(kind)
-    raw = kube.get_object(k.api_version, k.kind, name, namespace, settings)
-    resource = f"{k.kind}/{name}"
-    cli = f"{' '.join(k.cli)} {name} -n {namespace}"
-    if raw is None:
-        return Failure(resource, namespace, "Unknown", "NotFound", "it does not exist", "", "",
-                       "", [], f"check it is in Git and run `flux get {cli}`")
-    obj = FluxObject.from_obj(raw)
-    status = raw.get("status") or {}
-    revision = status.get("lastAttemptedRevision") or obj.revision
-    warnings = [f"{e.reason}: {e.message}" for e in kube.events(namespace, name, 50, settings)
-                if e.kind == k.kind and e.type == "Warning"][-5:]
-    error = obj.message or (warnings[-1] if warnings else "")
-    file, named = "", ""
-    m = _FILE_IN_ERROR.search(error)
-    if m:
-        file = m.group(1).removeprefix("./")
-    elif k.kind == "Kustomization":
-        # kustomize names files relative to the Kustomization's path:
-        # "accumulating resources from 'bad.yaml': MalformedYAMLError: … in File: bad.yaml"
-        rel = _KUSTOMIZE_FILE_IN_ERROR.search(error)
-        if rel:
-            base = ((raw.get("spec") or {}).get("path") or "").removeprefix("./").strip("/")
-            file = f"{base}/{rel.group(1)}" if base else rel.group(1)
-    o = _OBJECT_IN_ERROR.search(error)
-    if o:
-        named = "/".join(p for p in o.groups() if p)
-        if not file and k.kind == "Kustomization":
-            path = ((raw.get("spec") or {}).get("path") or "").strip("./")
-            sha = revision.split("@sha1:", 1)[-1] if "@sha1:" in revision else ""
-            ns, obj_name = (o.group(2) or ""), o.group(3)
-            try:
-                file = gitops.LearnerRepo(settings).find_manifest(
-                    o.group(1), obj_name, ns, under=path, rev=sha or None) or ""
-            except LabError:
-                file = ""
-    if obj.is_ready:
-        next_step = "nothing to do"
-    elif file:
-        next_step = (f"fix {file} (or `repo.revert(sha)` the commit that broke it), push, then "
-                     f"`flux.sync()`; details: `flux events --for {k.kind}/{name} -n {namespace}`")
-    else:
-        next_step = (f"run `flux get {cli}` and `flux events --for {k.kind}/{name} "
-                     f"-n {namespace}`; after fixing Git, `flux reconcile {cli} --with-source`")
-    return Failure(resource, namespace, obj.ready, obj.reason, error, revision, file, named,
-                   warnings, next_step)
 
 
 # --------------------------------------------------------------------------- intervals and events
@@ -673,3 +583,13 @@ def flux_events(limit: int = 10, settings: Settings | None = None) -> list[kube.
     """Recent events about Flux objects (all namespaces), newest last."""
     evs = kube.events(None, None, 500, settings)
     return [e for e in evs if e.kind in KINDS][-limit:]
+
+
+def __getattr__(name: str) -> Any:
+    """``flux.Failure`` and ``flux.explain_failure`` live in :mod:`homekube_lab.failures`,
+    which builds on this module; they are looked up there on first use (no import cycle)."""
+    if name in ("Failure", "explain_failure"):
+        from . import failures
+
+        return getattr(failures, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

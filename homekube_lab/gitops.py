@@ -11,11 +11,14 @@ It pushes without ever forcing: other writers (``flux bootstrap``) are rebased o
     repo.write("clusters/apps/local/hello-web.yaml", helmrelease_dict)
     repo.add_to_kustomization("clusters/apps/local", "hello-web.yaml")
     repo.commit("Add hello-web"); repo.push()
+
+Reading the clone (its history, files, diff) is in ``_gitclone.py``; changing a Flux object's
+spec through Git and waiting for Flux (``set_drift_detection``, ``set_interval``,
+``commit_spec_change``) is in ``changes.py``; both are importable from here.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import shutil
@@ -28,12 +31,12 @@ from urllib.parse import quote, urlsplit
 
 import yaml
 
-from . import flux, kube, state, yamledit
-from ._cmd import Result, run
-from ._pointer import ABSENT, equal, short
-from ._poll import until
+from . import state, yamledit
+from ._cmd import Result
+from ._gitclone import _NET_TIMEOUT, BRANCH, RESET_SUBJECT, Commit, FileChange, GitClone
+from ._pointer import ABSENT, short
+from .changes import GitChange, commit_spec_change, owning_kustomization, set_drift_detection, set_interval
 from .errors import CommandFailed, GitError, LabError, ManifestInvalid
-from .settings import Settings, get_settings
 from .template import (
     BOOTSTRAP_DIR,
     PLACEHOLDER_CHARTS_URL,
@@ -52,52 +55,7 @@ __all__ = ["BOOTSTRAP_DIR", "PLACEHOLDER_CHARTS_URL", "Commit", "Edit", "FileCha
 Progress = Callable[[str], None]
 
 SEED_MESSAGE = "Seed the HomeKube repository from homekube-lab"
-#: The subject of the commit ``reset_to_template`` makes (lessons' progress counts from it).
-RESET_SUBJECT = "Reset clusters/ to the homekube-lab template"
-_LOG_FORMAT = "--format=%H%x1f%h%x1f%s%x1f%an%x1f%aI%x1e"
-
-
-def _with_format(args: Sequence[str]) -> list[str]:
-    """``git log`` arguments with the Commit format, placed before any ``--`` path list."""
-    args = list(args)
-    cut = args.index("--") if "--" in args else len(args)
-    return [*args[:cut], _LOG_FORMAT, *args[cut:]]
-BRANCH = "main"
-#: Seconds for network git commands (loopback or the learner's host).
-_NET_TIMEOUT = 120.0
-#: Local git commands finish (or fail) on their own in milliseconds; no timeout also skips
-#: the 0.1 s that the `sh` package's timeout watcher adds to every command it times.
-_LOCAL_TIMEOUT: float | None = None
 _KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
-
-
-@dataclass(frozen=True)
-class Commit:
-    """One commit, as ``repo.log()`` lists it."""
-
-    sha: str
-    short: str
-    subject: str
-    author: str
-    date: str  # ISO 8601, author date
-
-
-@dataclass(frozen=True)
-class FileChange:
-    """One commit's change to one file, as ``repo.file_log(path)`` lists it."""
-
-    sha: str
-    short: str
-    subject: str
-    author: str
-    date: str                # ISO 8601, author date
-    path: str
-    lines: tuple[str, ...]   # the diff lines of this file: "+  replicas: 0", "-  replicas: 1"
-
-    def text(self, with_sha: bool = True) -> str:
-        who = f"{self.short} " if with_sha else ""
-        body = "\n".join(f"    {ln}" for ln in self.lines)
-        return f"{who}{self.date[:19]} {self.author}: {self.subject}\n{body}".rstrip()
 
 
 @dataclass(frozen=True)
@@ -128,12 +86,11 @@ class Edit:
         return f"{self.file} {self.object} {what}" + ("" if self.changed else " (already so)")
 
 
-class LearnerRepo:
-    """The learner's working clone at ``settings.workdir`` and its ``origin`` remote."""
+class LearnerRepo(GitClone):
+    """The learner's working clone at ``settings.workdir`` and its ``origin`` remote.
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or get_settings()
-        self.path = self.settings.workdir
+    Reading it (``head``, ``log``, ``file_log``, ``show``, ``files``, ``diff``,
+    ``find_manifest``, …) is :class:`~homekube_lab._gitclone.GitClone`'s part."""
 
     # -- plumbing --
     @property
@@ -141,26 +98,9 @@ class LearnerRepo:
         """Git's credential store for the embedded server (0600); the learner's shell uses it."""
         return self.settings.git_dir / "git-credentials"
 
-    def _git(self, *args: str, check: bool = True, timeout: float | None = _LOCAL_TIMEOUT,
-             cwd: Path | None = None,
-             pre: Sequence[str] = (), next_step: str = "") -> Result:
-        s = self.settings
-        argv = ["git", *pre, "-c", f"user.name={s.git_user}", "-c", f"user.email={s.git_email}",
-                # The lab's commits are made for the learner: never prompt for a GPG passphrase.
-                "-c", "commit.gpgsign=false", *args]
-        return run(argv, cwd=cwd or self.path, timeout=timeout, check=check,
-                   env={"GIT_TERMINAL_PROMPT": "0", "GIT_EDITOR": "true"}, next_step=next_step)
-
     def _is_embedded(self, remote_url: str) -> bool:
         return self.settings.mode == "embedded" and urlsplit(remote_url).hostname in (
             "127.0.0.1", "localhost")
-
-    def _has_commits(self) -> bool:
-        return self._git("rev-parse", "--verify", "-q", "HEAD", check=False).ok
-
-    def _remote_main(self) -> str | None:
-        r = self._git("rev-parse", "--verify", "-q", f"refs/remotes/origin/{BRANCH}", check=False)
-        return r.stdout.strip() if r.ok else None
 
     def _store_credentials(self, remote_url: str, creds: state.Credentials) -> None:
         parts = urlsplit(remote_url)
@@ -238,115 +178,6 @@ class LearnerRepo:
                   timeout=_NET_TIMEOUT)
         self._git("branch", "--quiet", f"--set-upstream-to=origin/{BRANCH}", check=False)
         return self.head()
-
-    # -- reading --
-    def head(self) -> str:
-        """The full SHA of HEAD."""
-        r = self._git("rev-parse", "--verify", "-q", "HEAD", check=False)
-        if not r.ok:
-            raise GitError(f"{self.path} has no commits yet",
-                           next_step="run `homekube-lab up` (it seeds the repository)")
-        return r.stdout.strip()
-
-    def log(self, n: int = 10) -> list[Commit]:
-        """The last ``n`` commits on HEAD, newest first."""
-        if not self._has_commits():
-            return []
-        return self._commits("log", f"-n{int(n)}")
-
-    def changed_since_reset(self, pattern: str, *paths: str) -> list[Commit]:
-        """Commits on ``origin/main`` (what Flux reads: terminal pushes count) since the last
-        reset to the template, whose diff adds or removes a line matching the regex
-        ``pattern`` under ``paths`` (``git log -G``), newest first."""
-        self._git("fetch", "--quiet", "origin", timeout=_NET_TIMEOUT, check=False)
-        tip = f"origin/{BRANCH}"
-        if not self._git("rev-parse", "--verify", "-q", tip, check=False).ok:
-            return []
-        last = self._git("log", "-n1", "--format=%H", "--grep", f"^{RESET_SUBJECT}", tip).stdout.strip()
-        return self._commits("log", f"-G{pattern}", f"{last}..{tip}" if last else tip, "--",
-                             *(paths or ("clusters",)))
-
-    def _commits(self, *args: str) -> list[Commit]:
-        out = self._git(*_with_format(args)).stdout
-        commits = []
-        for record in out.split("\x1e"):
-            fields = record.strip("\n").split("\x1f")
-            if len(fields) == 5:
-                commits.append(Commit(*fields))
-        return commits
-
-    def show(self, sha: str = "HEAD") -> str:
-        """``git show`` of one commit: message, stat and patch."""
-        return self._git("show", "--no-color", "--stat", "--patch", sha, "--").stdout
-
-    def files(self, under: str = "") -> list[str]:
-        """Paths (relative, sorted) of tracked and new files, optionally only under ``under``."""
-        args = ["ls-files", "-z", "--cached", "--others", "--exclude-standard"]
-        if under:
-            args += ["--", under]
-        out = self._git(*args).stdout
-        return sorted({p for p in out.split("\0") if p})
-
-    def diff(self, *paths: str) -> str:
-        """``git diff`` of the uncommitted changes (new files included), optionally limited to
-        ``paths``: what the next :meth:`commit` would record."""
-        self._git("add", "--intent-to-add", "--", *(paths or (".",)), check=False)
-        return self._git("diff", "--no-color", "HEAD", "--", *paths).stdout
-
-    def find_manifest(self, kind: str, name: str, namespace: str = "", *, under: str = "",
-                      rev: str | None = None) -> str | None:
-        """The file (relative path) that defines ``kind``/``name`` at commit ``rev``.
-
-        ``rev`` defaults to ``origin/main`` (what Flux reads); it is fetched first. Used to
-        point from Flux's error ("Deployment/homekube-apps/broken dry-run failed") to Git.
-        """
-        self._git("fetch", "--quiet", "origin", timeout=_NET_TIMEOUT, check=False)
-        commit = rev or f"origin/{BRANCH}"
-        if not self._git("cat-file", "-e", f"{commit}^{{commit}}", check=False).ok:
-            commit = f"origin/{BRANCH}"
-        listing = self._git("ls-tree", "-r", "--name-only", commit, "--", under or ".",
-                            check=False).stdout.split("\n")
-        for path in sorted(p for p in listing if p.endswith((".yaml", ".yml"))):
-            text = self._git("show", f"{commit}:{path}", check=False).stdout
-            try:
-                docs = list(yaml.safe_load_all(text))
-            except yaml.YAMLError:
-                continue
-            for doc in docs:
-                if not isinstance(doc, dict) or doc.get("kind") != kind:
-                    continue
-                meta = doc.get("metadata") or {}
-                if meta.get("name") == name and (not namespace or
-                                                 meta.get("namespace", namespace) == namespace):
-                    return path
-        return None
-
-    def remote_head(self) -> str:
-        """The full SHA of ``origin/main`` after a fetch: the commit Flux reads."""
-        self._git("fetch", "--quiet", "origin", timeout=_NET_TIMEOUT)
-        return self._remote_main() or ""
-
-    def file_log(self, path: str, n: int = 5, rev: str = "HEAD") -> list[FileChange]:
-        """Who changed ``path``, when, and how: the last ``n`` commits touching it (newest
-        first), each with the lines it added and removed in that file — ``git log -p``."""
-        out = self._git("log", f"-n{int(n)}", "--no-color", "--format=%x1e%H%x1f%h%x1f%s%x1f%an"
-                        "%x1f%aI", "-p", "--unified=0", rev, "--", path).stdout
-        changes = []
-        for record in out.split("\x1e")[1:]:
-            head, _, patch = record.partition("\n")
-            fields = head.split("\x1f")
-            if len(fields) != 5:
-                continue
-            lines = tuple(ln for ln in patch.splitlines()
-                          if ln[:1] in "+-" and not ln.startswith(("+++", "---")))
-            changes.append(FileChange(*fields, path, lines))
-        return changes
-
-    def backups(self) -> list[str]:
-        """The backup refs ``reset_to_template`` made, oldest first."""
-        out = self._git("for-each-ref", "--format=%(refname)", "--sort=refname",
-                        "refs/backup/").stdout
-        return [ln for ln in out.splitlines() if ln]
 
     # -- writing --
     def _resolve(self, relpath: str | os.PathLike[str]) -> Path:
@@ -618,109 +449,6 @@ class LearnerRepo:
         raise GitError(f"cannot tell the chart repository URL from {path}",
                        next_step="call `reset_to_template(charts_url=...)` with the URL from "
                        "`homekube-lab status`")
-
-
-# --------------------------------------------------------------------------- commit, and let Flux apply it
-
-
-@dataclass(frozen=True)
-class GitChange:
-    """A change to a Flux object's spec, committed, pushed and applied by Flux."""
-
-    file: str                # path in the learner's repository
-    object: str              # Kind/namespace/name
-    key: str                 # spec key changed
-    previous: Any            # its value before (ABSENT if unset)
-    value: Any               # its value now (ABSENT = removed)
-    commit: str              # short SHA of the new commit; "" when nothing changed
-    applied_by: str          # the Kustomization that applied it
-    seconds: float           # push → the live object has the new spec
-
-    def text(self) -> str:
-        what = f"{self.key}: {short(self.previous, 200)} → {short(self.value, 200)}"
-        if not self.commit:
-            return f"{self.object} {what}: already so in Git (no commit)"
-        # No SHA in the text: executed lessons compare it run to run (``commit`` holds it).
-        return f"{self.object} {what}: committed to {self.file}, applied by {self.applied_by}"
-
-
-def owning_kustomization(rel: str, settings: Settings | None = None) -> str:
-    """The Kustomization (of the ``flux-system`` source) whose ``spec.path`` holds ``rel``."""
-    best, best_len = "flux-system", -1
-    for obj in flux.raw_objects("Kustomization", settings):
-        spec = obj.get("spec") or {}
-        if (obj["metadata"].get("namespace") != flux.NAMESPACE
-                or (spec.get("sourceRef") or {}).get("name") != "flux-system"):
-            continue
-        path = str(spec.get("path") or "").lstrip("./").rstrip("/")
-        if (rel.startswith(path + "/") or not path) and len(path) > best_len:
-            best, best_len = obj["metadata"]["name"], len(path)
-    return best
-
-
-def commit_spec_change(kind: str, name: str, key: str, value: Any, *,
-                       namespace: str = flux.NAMESPACE, message: str = "",
-                       settings: Settings | None = None, timeout: float | None = None,
-                       progress: Progress | None = None) -> GitChange:
-    """Set ``spec.<key>`` of a Flux object in Git (``None`` removes it), the GitOps way.
-
-    Edits the file that defines it (comments kept), commits only if the content changed,
-    pushes, makes the Kustomization that applies the file reconcile now, and waits until
-    the live object's spec shows the value (and a HelmRelease is Ready again).
-    """
-    settings = settings or get_settings()
-    timeout = timeout if timeout is not None else settings.timeout
-    value = ABSENT if value is None else value
-    k = flux.kind_of(kind)
-    repo = LearnerRepo(settings)
-    repo.pull()
-    edit = repo.set_in(k.kind, name, namespace, ["spec", key], value)
-    owner = owning_kustomization(edit.file, settings)
-    sha = ""
-    if edit.changed:
-        what = "remove" if value is ABSENT else f"set {key}={json.dumps(value, sort_keys=True)}"
-        repo.commit(message or f"{k.kind} {name}: {what}")
-        sha = repo.push()[:7]
-    start = time.monotonic()
-    flux.sync(owner, settings=settings, timeout=timeout, progress=progress)
-
-    def applied() -> bool:
-        live = kube.get_object(k.api_version, k.kind, name, namespace, settings) or {}
-        return equal((live.get("spec") or {}).get(key, ABSENT), value)
-
-    until(applied, timeout, f"{k.kind}/{name} to show spec.{key} from Git", progress=progress,
-          interval=0.1, resource=f"{k.kind}/{name}", namespace=namespace)
-    if k.kind in ("HelmRelease", "Kustomization"):
-        flux.wait_ready(k.kind, name, namespace, timeout=timeout, settings=settings,
-                        progress=progress)
-    return GitChange(edit.file, f"{k.kind}/{namespace}/{name}", key, edit.previous, value, sha,
-                     owner, time.monotonic() - start)
-
-
-def set_drift_detection(mode: str | None, ignore: Sequence[Mapping[str, Any]] | None = None, *,
-                        name: str = "hello-web", namespace: str = "homekube-apps",
-                        settings: Settings | None = None,
-                        progress: Progress | None = None) -> GitChange:
-    """Set a HelmRelease's ``spec.driftDetection`` in Git (``mode=None`` removes it:
-    Flux's default, ``disabled``), push and wait for Flux to apply it."""
-    if mode is not None and mode not in ("disabled", "warn", "enabled"):
-        raise LabError(f"driftDetection.mode {mode!r} is not one Flux knows",
-                       next_step="use 'disabled', 'warn' or 'enabled' (or None to remove it)")
-    value: Any = ABSENT
-    if mode is not None:
-        value = {"mode": mode}
-        if ignore:
-            value["ignore"] = [dict(r) for r in ignore]
-    return commit_spec_change("HelmRelease", name, "driftDetection", value, namespace=namespace,
-                              settings=settings, progress=progress)
-
-
-def set_interval(kind: str, name: str, interval: str, *, namespace: str = flux.NAMESPACE,
-                 settings: Settings | None = None, progress: Progress | None = None) -> GitChange:
-    """Set a Flux object's ``spec.interval`` in Git, push and wait for Flux to apply it."""
-    flux.parse_duration(interval)  # a clear error before anything is committed
-    return commit_spec_change(kind, name, "interval", interval, namespace=namespace,
-                              settings=settings, progress=progress)
 
 
 def _tail(result: Result, n: int = 8) -> str:

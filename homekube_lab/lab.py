@@ -12,13 +12,15 @@ executed copies; a failure names the notebook and cell and carries Flux's view::
     results = lab.run_lessons(["00", "01", "02"])    # like `homekube-lab run 00 01 02`
     [(r.notebook, r.ok, round(r.seconds)) for r in results]
     print(results[-1].report())                      # the failing cell + `flux get all -A`
+
+Two parts live in modules of their own and are importable from here too: the lesson
+notebooks and the learner's copies of them (``lessons``, ``learner_notebooks``,
+``adopt_outputs``, … in ``copies.py``), and start anywhere, check anytime (``reset``,
+``check``, ``finish``, ``progress_text``, ``RESET_POINTS`` in ``progress.py``).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import json
 import os
 import sys
 import time
@@ -29,7 +31,21 @@ from pathlib import Path
 from typing import Any
 
 from . import gitops, kube
+from .copies import (  # noqa: F401 (re-exported)
+    COPIES_MANIFEST,
+    INDEX_NAME,
+    NOTEBOOKS_DIR,
+    REFERENCE_TAG,
+    adopt_outputs,
+    index_text,
+    learner_dir,
+    learner_notebooks,
+    lessons,
+    notebooks_dir,
+    write_index,
+)
 from .errors import LabError
+from .progress import RESET_POINTS, ResetResult, check, finish, progress_text, reset  # noqa: F401 (re-exported)
 from .settings import Settings, get_settings
 from .settings import use as settings_use
 
@@ -40,19 +56,11 @@ __all__ = ["COPIES_MANIFEST", "DEFAULT_OUTPUT", "LESSON_TIMEOUT", "LessonResult"
 
 Progress = Callable[[str], None]
 
-#: The lessons live next to the package in a source checkout (``pip install -e .``).
-NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 #: Where ``homekube-lab run`` keeps executed notebooks unless told otherwise.
 DEFAULT_OUTPUT = Path("artifacts") / "executed"
 #: Seconds one lesson may take in total; a lesson's own waits are far shorter
 #: (settings.timeout each), this only stops a hung kernel.
 LESSON_TIMEOUT = 1800
-#: Cells with this tag exist only in the repository's copy (e.g. "this copy shows
-#: reference outputs") and are left out of the learner's copy.
-REFERENCE_TAG = "reference-note"
-#: Per learner copy: hash of the lesson's cells it was made from, hash of the file written.
-COPIES_MANIFEST = ".homekube-copies.json"
-
 
 @dataclass
 class LessonResult:
@@ -74,36 +82,6 @@ class LessonResult:
         src = "\n".join("    " + ln for ln in self.cell_source.splitlines()[:20])
         return (f"{self.notebook} failed in cell {self.cell} ({self.seconds:.0f}s):\n{src}\n"
                 f"{self.error}\n\nexecuted notebook: {self.output}\n\n{self.diagnostics}")
-
-
-def notebooks_dir() -> Path:
-    if not NOTEBOOKS_DIR.is_dir():
-        raise LabError(f"no notebooks/ directory next to the package ({NOTEBOOKS_DIR})",
-                       next_step="run homekube-lab from a source checkout (`pip install -e .` "
-                       "in the project)")
-    return NOTEBOOKS_DIR
-
-
-def lessons(numbers: Sequence[str] = (), directory: Path | None = None) -> list[Path]:
-    """The lesson notebooks ``NN-*.ipynb`` matching the number prefixes, in order.
-
-    No numbers: every lesson. A number that matches nothing is an error.
-    """
-    directory = directory or notebooks_dir()
-    found = sorted(p for p in directory.glob("[0-9][0-9]-*.ipynb")
-                   if ".ipynb_checkpoints" not in p.parts)
-    if not numbers:
-        return found
-    picked: list[Path] = []
-    for n in numbers:
-        match = [p for p in found if p.name.startswith(f"{n}-") or p.stem == n
-                 or p.name.startswith(n.zfill(2) + "-")]
-        if not match:
-            names = ", ".join(p.name.split("-")[0] for p in found)
-            raise LabError(f"no lesson numbered {n!r} in {directory}",
-                           next_step=f"use one of: {names}")
-        picked += [p for p in match if p not in picked]
-    return sorted(picked)
 
 
 def kernel_env(settings: Settings) -> dict[str, str]:
@@ -175,138 +153,6 @@ def up(settings: Settings | None = None, progress: Progress = print, *,
     if settings.git_url:
         gitops.LearnerRepo(settings).seed(settings.git_url, "")
     return None
-
-
-# --------------------------------------------------------------------------- start anywhere, check anytime
-
-#: Where ``reset --to NN`` can put you: the state right before lesson NN.
-RESET_POINTS: dict[str, str] = {
-    "00": "a fresh cluster; your repository back to the template (no Flux yet)",
-    "01": "a fresh cluster; your repository back to the template (no Flux yet)",
-    "02": "Flux bootstrapped at clusters/local, every Kustomization Ready",
-    "03": "Flux bootstrapped, and HelmRelease hello-web installed then upgraded (2 replicas, chart 0.2.x) by commits",
-    "04": "as for 03 (lesson 03 undoes its drift)",
-    "05": "as for 03 (lesson 04 restores its intervals)",
-    "06": "as for 03 (lesson 05 ends with hello-web healthy)",
-}
-
-
-@dataclass
-class ResetResult:
-    """What :func:`reset` did: where your work was saved, and how long it took."""
-
-    to: str
-    backup_ref: str          # your previous HEAD, pushed to origin too ('' if there was none)
-    seconds: float
-    steps: list[str]
-
-    def text(self) -> str:
-        saved = (f"your previous work is saved as {self.backup_ref} (`git log {self.backup_ref}`; "
-                 f"`git checkout -b mine {self.backup_ref}` to get it back)" if self.backup_ref
-                 else "there was no earlier work to save")
-        return f"reset to lesson {self.to} in {self.seconds:.0f}s: {'; '.join(self.steps)}\n{saved}"
-
-
-def reset(to: str, settings: Settings | None = None, progress: Progress = print) -> ResetResult:
-    """Put the embedded cluster and your repository where they would be right before
-    lesson ``to`` — as if lessons 00..to-1 had just been completed — by replaying those
-    lessons' set-up steps on a fresh cluster. Your commits are saved first as a backup ref
-    (pushed to the lab's Git server), never lost. ``homekube-lab reset --to NN``."""
-    from . import checks, flux, state
-
-    settings = settings or get_settings()
-    to = to.zfill(2)
-    if to not in RESET_POINTS:
-        raise LabError(f"there is no reset point {to!r}",
-                       next_step=f"use one of: {', '.join(RESET_POINTS)} (`homekube-lab reset --list`)")
-    if settings.mode != "embedded":
-        raise LabError("reset rebuilds the embedded cluster; on your own cluster it would delete "
-                       "what you did not create with this lab",
-                       next_step="use `homekube-lab check NN` to see what a lesson needs, and "
-                       "`flux uninstall` + a new repository to start over by hand")
-    start = time.monotonic()
-    steps: list[str] = []
-    repo = gitops.LearnerRepo(settings)
-    from .embedded import cluster
-
-    progress("stopping the cluster and deleting its data (your repository stays)")
-    cluster.down(settings, purge=True, progress=progress)
-    info = up(settings, progress)
-    steps.append("fresh cluster")
-    backup = repo.reset_to_template(info.charts_url, keep_bootstrap=to > "01").backup_ref
-    steps.append("repository reset to the template" + ("" if to > "01" else " (no Flux)"))
-    if to >= "02":
-        flux.bootstrap(settings, progress=None)
-        flux.sync(settings=settings, progress=None)
-        steps.append("flux bootstrap")
-    if to >= "03":
-        _replay_lesson_02(repo, settings)
-        steps.append("lesson 02's three commits (install, values, chart 0.2.x)")
-    state.forget_progress(settings, to)
-    for done in (n for n in checks.LESSONS if n < to):
-        state.record_progress(settings, done, "reset")
-    out = ResetResult(to, backup, time.monotonic() - start, steps)
-    progress(out.text())
-    return out
-
-
-def _replay_lesson_02(repo: gitops.LearnerRepo, settings: Settings) -> None:
-    """Lesson 02's steps, as the lesson takes them: three commits, three Helm revisions."""
-    from . import checks, flux
-
-    path = "clusters/apps/local/hello-web.yaml"
-    hr = checks.HELLO_WEB
-    repo.add_example("helmrelease-hello-web", "clusters/apps/local", "Add the hello-web HelmRelease")
-    flux.sync(settings=settings, progress=None)
-    flux.wait_ready("HelmRelease", hr["name"], hr["namespace"], settings=settings, progress=None)
-    for message, edits in (
-            ("hello-web: new message, 2 replicas",
-             {"spec.values.message": "Hello from Git, upgraded by Flux", "spec.values.replicaCount": 2}),
-            ("hello-web: chart 0.2.x", {"spec.chart.spec.version": "0.2.x"})):
-        for key, value in edits.items():
-            repo.set_field(path, key, value)
-        repo.commit(message)
-        repo.push()
-        flux.sync(settings=settings, progress=None)
-        flux.wait_ready("HelmRelease", hr["name"], hr["namespace"], settings=settings, progress=None)
-
-
-def check(lessons: Sequence[str] = (), settings: Settings | None = None) -> list[Any]:
-    """Run each lesson's end-of-lesson checks against the cluster as it is now (all lessons
-    by default); a lesson that passes is recorded as completed. ``homekube-lab check [NN]``."""
-    from . import checks, state
-
-    settings = settings or get_settings()
-    wanted = [n.zfill(2) for n in lessons] or list(checks.LESSONS)
-    results = [checks.check_lesson(n, settings) for n in wanted]
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    for r in results:
-        if r.ok:
-            state.record_progress(settings, r.lesson, stamp)
-    write_index(settings)
-    return results
-
-
-def finish(lesson: str, settings: Settings | None = None) -> Any:
-    """A lesson's last cell: check what the lesson leaves behind, record it as completed,
-    and say how long it took. Raises the first failed check (with its hint)."""
-    result = check([lesson], settings)[0]
-    if not result.ok:
-        raise result.failure
-    print(result.text() + " — recorded as completed")
-    print(lesson_time())
-    return result
-
-
-def progress_text(settings: Settings | None = None) -> str:
-    """``lessons completed: 00 01 02 (next: 03)`` from the state dir's record."""
-    from . import checks, state
-
-    done = state.read_progress(settings or get_settings())
-    names = [n for n in checks.LESSONS if n in done]
-    nxt = next((n for n in checks.LESSONS if n not in done), "")
-    return (f"lessons completed: {' '.join(names) or 'none yet'}"
-            + (f" (next: {nxt})" if nxt else " (all done)"))
 
 
 def components(settings: Settings | None = None) -> list[Any]:
@@ -410,179 +256,6 @@ def _cell_index(source_notebook: Path, source: str, fallback: int) -> int:
         return fallback
 
 
-# --------------------------------------------------------------------------- learner copies
-
-
-def learner_dir(settings: Settings) -> Path:
-    """Where the learner's own copies of the lessons live: ``<state_dir>/notebooks``."""
-    return settings.state_dir / "notebooks"
-
-
-def learner_notebooks(settings: Settings, *, fresh: Sequence[str] = (), progress: Progress = print,
-                      source_dir: Path | None = None) -> Path:
-    """Make sure the learner has their own copy of every lesson; return the directory.
-
-    A copy has no outputs (a learner never sees an output they did not produce) and no
-    ``reference-note`` cells. An existing copy is never overwritten: if the lesson changed
-    and the copy is exactly as written, it is refreshed; if the learner changed it, it is
-    kept and ``progress`` says how to get the new lesson. ``fresh`` lesson numbers get a
-    new copy after the old one is saved as ``NN-name.ipynb.bak-<UTC time>``.
-    """
-    sources = lessons((), source_dir)
-    renew = set(lessons(fresh, source_dir)) if fresh else set()
-    dest = learner_dir(settings)
-    dest.mkdir(parents=True, exist_ok=True)
-    manifest = _read_manifest(dest, progress)
-    created = [src.name for src in sources
-               if _sync_copy(src, dest, manifest, fresh=src in renew, progress=progress)]
-    _write_bytes(dest / COPIES_MANIFEST, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
-    if created:
-        progress(f"your copies of {', '.join(created)} are in {dest} (outputs cleared; "
-                 "your edits stay there across restarts)")
-    write_index(settings, sources, dest)
-    return dest
-
-
-INDEX_NAME = "START-HERE.md"
-
-
-def index_text(settings: Settings, sources: Sequence[Path]) -> str:
-    """The learner's index page: each lesson, its status (completed — its end-of-lesson
-    checks passed — or not yet), and the commands to check, reset and restart."""
-    from . import state
-
-    done = state.read_progress(settings)
-    rows = []
-    for src in sources:
-        n = src.name[:2]
-        title = src.stem[3:].replace("-", " ")
-        status = "✅ completed" if n in done else "— not yet"
-        rows.append(f"| {n} | [{title}]({src.name}) | {status} |")
-    return "\n".join([
-        "# HomeKube lab — your lessons", "",
-        "Each lesson is your own copy: every output you see is one you produced. Work in order;",
-        "a lesson's last cell (`lab.finish(\"NN\")`) checks what it left behind and records it here.", "",
-        "| # | lesson | status |", "|---|---|---|", *rows, "",
-        "In a terminal: `homekube-lab check` re-checks every lesson against the cluster as it is now;",
-        "`homekube-lab reset --to NN` starts lesson NN on a fresh cluster (your work is saved first);",
-        "`homekube-lab lab --fresh-copy NN` gives you a fresh copy of a lesson.", ""])
-
-
-def write_index(settings: Settings, sources: Sequence[Path] | None = None,
-                dest: Path | None = None) -> Path:
-    """(Re)write the learner's ``START-HERE.md`` with the progress recorded now."""
-    dest = dest or learner_dir(settings)
-    path = dest / INDEX_NAME
-    if dest.is_dir():
-        _write_bytes(path, index_text(settings, sources if sources is not None else lessons()).encode())
-    return path
-
-
-def _sync_copy(src: Path, dest: Path, manifest: dict[str, Any], *, fresh: bool,
-               progress: Progress) -> bool:
-    """Bring one learner copy up to date with ``src``; True if it was created just now."""
-    target = dest / src.name
-    data, source_hash = _learner_copy(src)
-    entry = manifest.get(src.name) if isinstance(manifest.get(src.name), dict) else None
-    if not target.exists():
-        _write_copy(target, data, source_hash, manifest)
-        return True
-    if fresh:
-        backup = _backup(target)
-        _write_copy(target, data, source_hash, manifest)
-        progress(f"{src.name}: fresh copy written; your previous copy is saved as {backup}")
-    elif entry is None:  # made before the manifest existed, or by hand
-        if target.read_bytes() == data:
-            _record(manifest, src.name, data, source_hash)
-        else:
-            progress(f"{src.name}: kept your copy (homekube-lab has no record of writing it, so it "
-                     f"cannot tell whether it matches the lesson); {_fresh_hint(src)}")
-    elif entry.get("source") != source_hash:
-        if _sha(target.read_bytes()) == entry.get("copy"):
-            _write_copy(target, data, source_hash, manifest)
-        else:
-            progress(f"{src.name}: a newer version of this lesson exists; your copy has your "
-                     f"changes, so it was kept. {_fresh_hint(src)}")
-    return False
-
-
-def _fresh_hint(src: Path) -> str:
-    number = src.name.split("-", 1)[0]
-    return (f"to get the new one run `homekube-lab notebooks --fresh {number}` (or "
-            f"`homekube-lab lab --fresh-copy {number}`); your copy is saved as a .bak first")
-
-
-def _learner_copy(src: Path) -> tuple[bytes, str]:
-    """The learner copy of lesson ``src`` as bytes, and the hash of the cells it holds."""
-    import nbformat
-
-    nb = nbformat.read(src, as_version=4)
-    nb.cells = [c for c in nb.cells if REFERENCE_TAG not in c.get("metadata", {}).get("tags", [])]
-    for cell in nb.cells:
-        for key in ("execution", "papermill", "ExecuteTime"):  # timings of someone else's run
-            cell.metadata.pop(key, None)
-        if cell.cell_type == "code":
-            cell.outputs = []
-            cell.execution_count = None
-    for key in ("papermill", "widgets"):  # run parameters, saved widget state (outputs)
-        nb.metadata.pop(key, None)
-    cells = [{"cell_type": c.cell_type, "source": c.source, "metadata": c.metadata} for c in nb.cells]
-    text = nbformat.writes(nb)
-    data = (text if text.endswith("\n") else text + "\n").encode("utf-8")
-    return data, _sha(json.dumps(cells, sort_keys=True).encode("utf-8"))
-
-
-def _write_copy(target: Path, data: bytes, source_hash: str, manifest: dict[str, Any]) -> None:
-    _write_bytes(target, data)
-    _record(manifest, target.name, data, source_hash)
-
-
-def _record(manifest: dict[str, Any], name: str, data: bytes, source_hash: str) -> None:
-    """Remember which lesson cells a copy was made from and what the file held."""
-    manifest[name] = {"source": source_hash, "copy": _sha(data), "written": _utc_stamp()}
-
-
-def _backup(path: Path) -> Path:
-    """Copy ``path`` byte for byte to ``<name>.bak-<UTC time>`` (never over another backup)."""
-    import shutil
-
-    stamp = _utc_stamp()
-    backup = path.with_name(f"{path.name}.bak-{stamp}")
-    n = 1
-    while backup.exists():
-        backup = path.with_name(f"{path.name}.bak-{stamp}-{n}")
-        n += 1
-    shutil.copy2(path, backup)
-    return backup
-
-
-def _read_manifest(dest: Path, progress: Progress) -> dict[str, Any]:
-    path = dest / COPIES_MANIFEST
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        progress(f"{path} is unreadable ({err}); existing copies are kept as they are")
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temporary file and rename, so a copy is never left half written."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def _sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def _utc_stamp() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-
-
 # --------------------------------------------------------------------------- JupyterLab
 
 
@@ -631,29 +304,3 @@ def open_lab(settings: Settings | None = None, progress: Progress = print, port:
                        next_step="run `pip install -e .` (it installs jupyterlab), then "
                        "`homekube-lab lab` again") from None
     return 1  # pragma: no cover - execve does not return
-
-
-def adopt_outputs(executed_dir: Path, source_dir: Path | None = None) -> list[str]:
-    """Maintainers: make the outputs of a papermill run (``homekube-lab run``) the reference
-    outputs kept in the repository's lessons — the ones nbval checks and readers see.
-
-    Each code cell takes the outputs and execution count of the executed cell with the same
-    id; the source is never changed. Returns the lessons updated.
-    """
-    import nbformat
-
-    updated = []
-    for src in lessons(directory=source_dir or notebooks_dir()):
-        ran = Path(executed_dir) / src.name
-        if not ran.is_file():
-            continue
-        nb = nbformat.read(src, as_version=4)
-        done = {c.get("id"): c for c in nbformat.read(ran, as_version=4).cells
-                if c.cell_type == "code"}
-        for cell in nb.cells:
-            if cell.cell_type == "code" and cell.get("id") in done:
-                cell.outputs = done[cell["id"]].outputs
-                cell.execution_count = done[cell["id"]].execution_count
-        nbformat.write(nb, src)
-        updated.append(src.name)
-    return updated

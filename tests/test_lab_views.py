@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from homekube_lab import flux, graph, lab, widgets
+from homekube_lab import failures, flux, graph, lab, widgets
 from homekube_lab.errors import LabError
 
 
@@ -80,12 +80,12 @@ def test_error_patterns_find_object_and_file() -> None:
     dry_run = ("Deployment/homekube-apps/broken dry-run failed: failed to create typed patch "
                "object (homekube-apps/broken; apps/v1, Kind=Deployment): .spec.replicas: "
                "expected numeric (int or float), got string")
-    m = flux._OBJECT_IN_ERROR.search(dry_run)
+    m = failures._OBJECT_IN_ERROR.search(dry_run)
     assert m and m.groups() == ("Deployment", "homekube-apps", "broken")
     build = ("kustomize build failed: accumulating resources: accumulating resources from "
              "'bad-yaml.yaml': MalformedYAMLError: yaml: line 5: mapping values are not allowed "
              "in this context in File: bad-yaml.yaml")
-    f = flux._KUSTOMIZE_FILE_IN_ERROR.search(build)
+    f = failures._KUSTOMIZE_FILE_IN_ERROR.search(build)
     assert f and f.group(1) == "bad-yaml.yaml"
 
 

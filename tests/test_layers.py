@@ -23,10 +23,11 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "base": ("_cmd", "errors", "settings", "state", "_poll", "_pointer", "yamledit", "template"),
     "toolchain": ("toolchain",),
     "embedded": ("embedded",),
-    "concepts": ("kube", "flux", "gitops", "helm", "diff", "_fields", "drift", "stopwatch",
-                 "graph", "notify", "audit", "remediation", "checks"),
+    "concepts": ("kube", "flux", "failures", "gitops", "_gitclone", "changes", "helm", "diff",
+                 "_fields", "drift", "stopwatch", "graph", "notify", "audit", "remediation",
+                 "checks"),  # checks/ is a package: checks._base, .setup, .drift, .audit, .notify, .lessons
     "widgets": ("widgets", "widgets_drift", "notebook_display"),
-    "top": ("__init__", "lab", "cli", "__main__"),
+    "top": ("__init__", "lab", "copies", "progress", "cli", "__main__"),
 }
 #: What each layer may import (besides third-party code and the standard library).
 ALLOWED: dict[str, set[str]] = {
@@ -121,8 +122,9 @@ def test_lessons_hold_teaching_calls_not_plumbing(nb: Path) -> None:
     assert not problems, f"{nb.name}: " + "; ".join(problems)
 
 
-MODULES = {"audit", "checks", "diff", "drift", "flux", "gitops", "graph", "helm", "kube", "lab", "notify",
-           "remediation", "stopwatch", "toolchain", "widgets", "widgets_drift"}
+MODULES = {"audit", "changes", "checks", "copies", "diff", "drift", "failures", "flux", "gitops", "graph",
+           "helm", "kube", "lab", "notify", "progress", "remediation", "stopwatch", "toolchain", "widgets",
+           "widgets_drift"}
 _CALL = re.compile(r"\b(\w+)\.(\w+)\(")
 
 

@@ -1,0 +1,157 @@
+"""Start anywhere, check anytime: where a lesson can start from (``reset --to NN``), what
+each finished lesson leaves behind (``check``, ``finish``), and the record of completed
+lessons (``progress_text``)::
+
+    from homekube_lab import lab                 # lab re-exports these names
+    lab.reset("03")                              # like `homekube-lab reset --to 03`
+    lab.check(["02"])                            # like `homekube-lab check 02`
+    lab.finish("02")                             # a lesson's last cell
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import gitops
+from .copies import write_index
+from .errors import LabError
+from .settings import Settings, get_settings
+
+__all__ = ["RESET_POINTS", "ResetResult", "check", "finish", "progress_text", "reset"]
+
+Progress = Callable[[str], None]
+
+
+#: Where ``reset --to NN`` can put you: the state right before lesson NN.
+RESET_POINTS: dict[str, str] = {
+    "00": "a fresh cluster; your repository back to the template (no Flux yet)",
+    "01": "a fresh cluster; your repository back to the template (no Flux yet)",
+    "02": "Flux bootstrapped at clusters/local, every Kustomization Ready",
+    "03": "Flux bootstrapped, and HelmRelease hello-web installed then upgraded (2 replicas, chart 0.2.x) by commits",
+    "04": "as for 03 (lesson 03 undoes its drift)",
+    "05": "as for 03 (lesson 04 restores its intervals)",
+    "06": "as for 03 (lesson 05 ends with hello-web healthy)",
+}
+
+
+@dataclass
+class ResetResult:
+    """What :func:`reset` did: where your work was saved, and how long it took."""
+
+    to: str
+    backup_ref: str          # your previous HEAD, pushed to origin too ('' if there was none)
+    seconds: float
+    steps: list[str]
+
+    def text(self) -> str:
+        saved = (f"your previous work is saved as {self.backup_ref} (`git log {self.backup_ref}`; "
+                 f"`git checkout -b mine {self.backup_ref}` to get it back)" if self.backup_ref
+                 else "there was no earlier work to save")
+        return f"reset to lesson {self.to} in {self.seconds:.0f}s: {'; '.join(self.steps)}\n{saved}"
+
+
+def reset(to: str, settings: Settings | None = None, progress: Progress = print) -> ResetResult:
+    """Put the embedded cluster and your repository where they would be right before
+    lesson ``to`` — as if lessons 00..to-1 had just been completed — by replaying those
+    lessons' set-up steps on a fresh cluster. Your commits are saved first as a backup ref
+    (pushed to the lab's Git server), never lost. ``homekube-lab reset --to NN``."""
+    from . import checks, flux, lab, state
+
+    settings = settings or get_settings()
+    to = to.zfill(2)
+    if to not in RESET_POINTS:
+        raise LabError(f"there is no reset point {to!r}",
+                       next_step=f"use one of: {', '.join(RESET_POINTS)} (`homekube-lab reset --list`)")
+    if settings.mode != "embedded":
+        raise LabError("reset rebuilds the embedded cluster; on your own cluster it would delete "
+                       "what you did not create with this lab",
+                       next_step="use `homekube-lab check NN` to see what a lesson needs, and "
+                       "`flux uninstall` + a new repository to start over by hand")
+    start = time.monotonic()
+    steps: list[str] = []
+    repo = gitops.LearnerRepo(settings)
+    from .embedded import cluster
+
+    progress("stopping the cluster and deleting its data (your repository stays)")
+    cluster.down(settings, purge=True, progress=progress)
+    info = lab.up(settings, progress)
+    steps.append("fresh cluster")
+    backup = repo.reset_to_template(info.charts_url, keep_bootstrap=to > "01").backup_ref
+    steps.append("repository reset to the template" + ("" if to > "01" else " (no Flux)"))
+    if to >= "02":
+        flux.bootstrap(settings, progress=None)
+        flux.sync(settings=settings, progress=None)
+        steps.append("flux bootstrap")
+    if to >= "03":
+        _replay_lesson_02(repo, settings)
+        steps.append("lesson 02's three commits (install, values, chart 0.2.x)")
+    state.forget_progress(settings, to)
+    for done in (n for n in checks.LESSONS if n < to):
+        state.record_progress(settings, done, "reset")
+    out = ResetResult(to, backup, time.monotonic() - start, steps)
+    progress(out.text())
+    return out
+
+
+def _replay_lesson_02(repo: gitops.LearnerRepo, settings: Settings) -> None:
+    """Lesson 02's steps, as the lesson takes them: three commits, three Helm revisions."""
+    from . import checks, flux
+
+    path = "clusters/apps/local/hello-web.yaml"
+    hr = checks.HELLO_WEB
+    repo.add_example("helmrelease-hello-web", "clusters/apps/local", "Add the hello-web HelmRelease")
+    flux.sync(settings=settings, progress=None)
+    flux.wait_ready("HelmRelease", hr["name"], hr["namespace"], settings=settings, progress=None)
+    for message, edits in (
+            ("hello-web: new message, 2 replicas",
+             {"spec.values.message": "Hello from Git, upgraded by Flux", "spec.values.replicaCount": 2}),
+            ("hello-web: chart 0.2.x", {"spec.chart.spec.version": "0.2.x"})):
+        for key, value in edits.items():
+            repo.set_field(path, key, value)
+        repo.commit(message)
+        repo.push()
+        flux.sync(settings=settings, progress=None)
+        flux.wait_ready("HelmRelease", hr["name"], hr["namespace"], settings=settings, progress=None)
+
+
+def check(lessons: Sequence[str] = (), settings: Settings | None = None) -> list[Any]:
+    """Run each lesson's end-of-lesson checks against the cluster as it is now (all lessons
+    by default); a lesson that passes is recorded as completed. ``homekube-lab check [NN]``."""
+    from . import checks, state
+
+    settings = settings or get_settings()
+    wanted = [n.zfill(2) for n in lessons] or list(checks.LESSONS)
+    results = [checks.check_lesson(n, settings) for n in wanted]
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for r in results:
+        if r.ok:
+            state.record_progress(settings, r.lesson, stamp)
+    write_index(settings)
+    return results
+
+
+def finish(lesson: str, settings: Settings | None = None) -> Any:
+    """A lesson's last cell: check what the lesson leaves behind, record it as completed,
+    and say how long it took. Raises the first failed check (with its hint)."""
+    from . import lab
+
+    result = check([lesson], settings)[0]
+    if not result.ok:
+        raise result.failure
+    print(result.text() + " — recorded as completed")
+    print(lab.lesson_time())
+    return result
+
+
+def progress_text(settings: Settings | None = None) -> str:
+    """``lessons completed: 00 01 02 (next: 03)`` from the state dir's record."""
+    from . import checks, state
+
+    done = state.read_progress(settings or get_settings())
+    names = [n for n in checks.LESSONS if n in done]
+    nxt = next((n for n in checks.LESSONS if n not in done), "")
+    return (f"lessons completed: {' '.join(names) or 'none yet'}"
+            + (f" (next: {nxt})" if nxt else " (all done)"))
