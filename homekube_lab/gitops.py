@@ -399,15 +399,7 @@ class LearnerRepo(GitClone):
         lesson 01). ``charts_url`` defaults to the one in the current HelmRepository.
         """
         url = charts_url or self._current_charts_url()
-        self.commit("Work in progress, saved before resetting to the template")
-        self.push()
-        backup_sha = self.head()
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        ref, n = f"refs/backup/{stamp}", 1
-        while self._git("rev-parse", "--verify", "-q", ref, check=False).ok:
-            ref, n = f"refs/backup/{stamp}-{n}", n + 1
-        self._git("update-ref", ref, backup_sha)
-        self._git("push", "--quiet", "origin", f"{ref}:{ref}", timeout=_NET_TIMEOUT)
+        ref, backup_sha = self.backup()
         clusters = self.path / "clusters"
         if clusters.is_dir():
             for item in sorted(clusters.rglob("*"), reverse=True):
@@ -424,6 +416,28 @@ class LearnerRepo(GitClone):
         self.commit(f"{RESET_SUBJECT} (backup: {ref})")
         head = self.push()
         return ResetResult(ref, backup_sha, head)
+
+    def backup(self) -> tuple[str, str]:
+        """Commit any uncommitted work, push it, and save HEAD as ``refs/backup/<UTC time>``
+        locally and on ``origin``. Returns (ref, SHA)."""
+        self.commit("Work in progress, saved before resetting to the template")
+        self.push()
+        sha = self.head()
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        ref, n = f"refs/backup/{stamp}", 1
+        while self._git("rev-parse", "--verify", "-q", ref, check=False).ok:
+            ref, n = f"refs/backup/{stamp}-{n}", n + 1
+        self._git("update-ref", ref, sha)
+        self._git("push", "--quiet", "origin", f"{ref}:{ref}", timeout=_NET_TIMEOUT)
+        return ref, sha
+
+    def follow_origin(self) -> str:
+        """Make ``main`` exactly ``origin/main`` (after :meth:`backup`: the server's history
+        was replaced by a snapshot's). Returns HEAD."""
+        self._git("fetch", "--quiet", "--prune", "origin", timeout=_NET_TIMEOUT)
+        self._git("checkout", "--quiet", "-B", BRANCH, f"origin/{BRANCH}")
+        self._git("reset", "--quiet", "--hard", f"origin/{BRANCH}")
+        return self.head()
 
     def point_charts_at(self, charts_url: str) -> str | None:
         """If the repo's HelmRepository points elsewhere (the lab's chart server moved to

@@ -45,7 +45,7 @@ from .copies import (  # noqa: F401 (re-exported)
     write_index,
 )
 from .errors import LabError
-from .progress import RESET_POINTS, ResetResult, check, finish, progress_text, reset  # noqa: F401 (re-exported)
+from .progress import RESET_POINTS, ResetResult, check, finish, progress_text, reset, snapshot_point  # noqa: F401 (re-exported)
 from .settings import Settings, get_settings
 from .settings import use as settings_use
 

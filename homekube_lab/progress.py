@@ -20,7 +20,7 @@ from .copies import write_index
 from .errors import LabError
 from .settings import Settings, get_settings
 
-__all__ = ["RESET_POINTS", "ResetResult", "check", "finish", "progress_text", "reset"]
+__all__ = ["RESET_POINTS", "ResetResult", "check", "finish", "progress_text", "reset", "snapshot_point"]
 
 Progress = Callable[[str], None]
 
@@ -53,12 +53,22 @@ class ResetResult:
         return f"reset to lesson {self.to} in {self.seconds:.0f}s: {'; '.join(self.steps)}\n{saved}"
 
 
+def snapshot_point(to: str) -> str:
+    """The snapshot that stands for the state before lesson ``to`` ('' when a fresh cluster
+    is all it takes): 03..06 all start where lesson 02 left off."""
+    return "" if to <= "01" else "02" if to == "02" else "03"
+
+
 def reset(to: str, settings: Settings | None = None, progress: Progress = print) -> ResetResult:
     """Put the embedded cluster and your repository where they would be right before
-    lesson ``to`` — as if lessons 00..to-1 had just been completed — by replaying those
-    lessons' set-up steps on a fresh cluster. Your commits are saved first as a backup ref
-    (pushed to the lab's Git server), never lost. ``homekube-lab reset --to NN``."""
-    from . import checks, flux, lab, state
+    lesson ``to`` — as if lessons 00..to-1 had just been completed. Your commits are saved
+    first as a backup ref (pushed to the lab's Git server), never lost.
+
+    The first time a point is reached its lessons' set-up steps are replayed on a fresh
+    cluster and a cold snapshot is taken (``embedded/snapshot.py``); later resets to it
+    restore that snapshot instead of waiting for Flux again. ``homekube-lab reset --to NN``."""
+    from . import checks, state
+    from .embedded import snapshot
 
     settings = settings or get_settings()
     to = to.zfill(2)
@@ -71,10 +81,30 @@ def reset(to: str, settings: Settings | None = None, progress: Progress = print)
                        next_step="use `homekube-lab check NN` to see what a lesson needs, and "
                        "`flux uninstall` + a new repository to start over by hand")
     start = time.monotonic()
-    steps: list[str] = []
-    repo = gitops.LearnerRepo(settings)
+    point = snapshot_point(to)
+    snap = snapshot.find(settings, point) if point else None
+    if snap:
+        backup, steps = _restore(snap, settings, progress)
+    else:
+        backup, steps = _replay(to, settings, progress)
+        if point:
+            _take_snapshot(point, settings, progress)
+            steps.append("snapshot taken for next time")
+    state.forget_progress(settings, to)
+    for done in (n for n in checks.LESSONS if n < to):
+        state.record_progress(settings, done, "reset")
+    out = ResetResult(to, backup, time.monotonic() - start, steps)
+    progress(out.text())
+    return out
+
+
+def _replay(to: str, settings: Settings, progress: Progress) -> tuple[str, list[str]]:
+    """A fresh cluster, the template, and the set-up steps of lessons 01..to-1 replayed."""
+    from . import flux, lab
     from .embedded import cluster
 
+    steps: list[str] = []
+    repo = gitops.LearnerRepo(settings)
     progress("stopping the cluster and deleting its data (your repository stays)")
     cluster.down(settings, purge=True, progress=progress)
     info = lab.up(settings, progress)
@@ -88,12 +118,62 @@ def reset(to: str, settings: Settings | None = None, progress: Progress = print)
     if to >= "03":
         _replay_lesson_02(repo, settings)
         steps.append("lesson 02's three commits (install, values, chart 0.2.x)")
-    state.forget_progress(settings, to)
-    for done in (n for n in checks.LESSONS if n < to):
-        state.record_progress(settings, done, "reset")
-    out = ResetResult(to, backup, time.monotonic() - start, steps)
-    progress(out.text())
-    return out
+    return backup, steps
+
+
+def _take_snapshot(point: str, settings: Settings, progress: Progress) -> None:
+    """Stop the cluster (a snapshot is taken cold), copy its state, start it again."""
+    from . import lab
+    from .embedded import cluster, snapshot
+
+    cluster.down(settings, progress=lambda m: None)
+    snapshot.take(settings, point, progress)
+    lab.up(settings, progress)
+    _flux_in_sync(settings, progress)
+
+
+def _restore(snap: Any, settings: Settings, progress: Progress) -> tuple[str, list[str]]:
+    """Save the learner's work, put the snapshot back, start, and let Flux confirm it."""
+    from . import checks, flux, lab
+    from .embedded import cluster, snapshot
+
+    repo = gitops.LearnerRepo(settings)
+    lab.up(settings, progress)  # running (idempotent): the backup is pushed to its Git server
+    backup, _sha = repo.backup()
+    progress("stopping the cluster to restore a snapshot (your work is saved as " + backup + ")")
+    cluster.down(settings, progress=lambda m: None)
+    snapshot.restore(settings, snap, progress)
+    cluster.up(settings, progress=progress)
+    repo.follow_origin()  # before `up` checks the clone: it is the learner's old HEAD until now
+    lab.up(settings, progress)
+    timeout = _flux_in_sync(settings, progress)
+    if snap.point >= "03":
+        hr = checks.HELLO_WEB
+        flux.wait_ready("HelmRelease", hr["name"], hr["namespace"], timeout=timeout,
+                        settings=settings, progress=None)
+    return backup, [f"cluster and repository restored from the snapshot of {snap.taken}",
+                    "Flux in sync"]
+
+
+def _flux_in_sync(settings: Settings, progress: Progress) -> float:
+    """After a cold start: wait for Flux's controllers to run again, then for everything to
+    be applied at the revision in Git. Generous timeouts: a reset is not a lesson, and a
+    busy laptop starting four controllers at once is slow. Returns the timeout used."""
+    from . import flux
+    from ._poll import until
+    from .embedded import cluster
+    from .toolchain import pins
+
+    timeout = max(settings.timeout, 300.0)
+    wanted = {f"flux/{c}" for c in pins.FLUX_CONTROLLERS}
+
+    def running() -> bool:
+        healthy = {c.name for c in cluster.status(settings) if c.healthy}
+        return wanted <= healthy
+
+    until(running, timeout, "Flux's controllers to run again", progress=progress, every=10)
+    flux.sync(settings=settings, timeout=timeout, progress=None)
+    return timeout
 
 
 def _replay_lesson_02(repo: gitops.LearnerRepo, settings: Settings) -> None:
