@@ -4,6 +4,7 @@ snapshots: resets to 04, 05 and 06 come from the one taken at 03.)"""
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
@@ -27,12 +28,17 @@ def _commit(work: Path, name: str) -> str:
     return _git(work, "rev-parse", "HEAD")
 
 
+RUNNER_PORTS = {"source-controller": {"metrics": 1, "health": 2, "storage": 36543}}
+
+
 def _lab_state(tmp_path: Path) -> tuple[Settings, Path]:
     s = Settings(state_dir=tmp_path / "state")
     (s.state_dir / "etcd" / "member").mkdir(parents=True)
     (s.state_dir / "etcd" / "member" / "db").write_text("store at lesson 03")
     state.write_private(s.pki_dir / "ca.key", b"secret key")
     state.write_private(s.cluster_file, b'{"ports": {"kube-apiserver": 1234}}')
+    state.write_private(s.run_dir / "flux-runner.json", json.dumps(
+        {"ports": RUNNER_PORTS, "controllers": [{"name": "source-controller", "pid": 4242}]}).encode())
     state.ensure_credentials(state.credentials_path(s), "learner")
     bare = s.git_dir / snapshot.REPOSITORY
     run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], timeout=60)
@@ -64,6 +70,9 @@ def test_restore_brings_back_the_cluster_and_main_and_keeps_the_learners_refs(tm
     assert _git(bare, "fsck", "--no-progress") == ""
     assert (s.state_dir / "etcd" / "member" / "db").read_text() == "store at lesson 03"
     assert not (s.run_dir / "etcd.pid").exists(), "a pid file of the replaced cluster survived"
+    # Artifact URLs in etcd name source-controller's storage port: the runner must get it back,
+    # and no pid of the snapshot's time.
+    assert json.loads((s.run_dir / "flux-runner.json").read_text()) == {"ports": RUNNER_PORTS}
     assert (s.pki_dir / "ca.key").read_bytes() == b"secret key"
     assert not (s.git_dir / f"{snapshot.REPOSITORY}.before-reset").exists()
 

@@ -40,7 +40,7 @@ from pathlib import Path
 from .. import toolchain
 from ..settings import Settings
 from ..toolchain.pins import FLUX_CONTROLLERS
-from .processes import free_port
+from .processes import free_port, port_free
 
 NAMESPACE = "flux-system"
 #: CRDs a controller needs before it can start (it would exit otherwise).
@@ -95,10 +95,14 @@ class Runner:
         self.status_file = settings.run_dir / "flux-runner.json"
         self.log_dir = settings.log_dir / "flux"
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._reap_orphans()  # first: their ports are then free to be reused
         saved = self._load_ports()
-        self.managed = {n: Managed(n, ports=saved.get(n) or self._new_ports(n)) for n in FLUX_CONTROLLERS}
+        # The same ports as last time when they are free: source-controller's storage address
+        # is in every artifact URL recorded in etcd, so a restart (or a restored snapshot)
+        # keeps those URLs valid instead of leaving consumers retrying a dead port.
+        self.managed = {n: Managed(n, ports=self._reuse(saved.get(n)) or self._new_ports(n))
+                        for n in FLUX_CONTROLLERS}
         self.stopping = False
-        self._reap_orphans()
 
     def _reap_orphans(self) -> None:
         """Stop controllers a previous runner left behind (it was killed without cleanup)."""
@@ -107,7 +111,7 @@ class Runner:
         me = str(self.s.state_dir)
         for proc in psutil.process_iter(["name", "environ"]):
             try:
-                if proc.info["name"] in self.managed and \
+                if proc.info["name"] in FLUX_CONTROLLERS and \
                         (proc.info["environ"] or {}).get("HOMEKUBE_OWNER_STATE") == me:
                     self._log_runner(f"stopping orphaned {proc.info['name']} (pid {proc.pid})")
                     proc.terminate()
@@ -121,6 +125,10 @@ class Runner:
             return json.loads(self.status_file.read_text()).get("ports", {})
         except (FileNotFoundError, json.JSONDecodeError):
             return {}
+
+    @staticmethod
+    def _reuse(ports: dict[str, int] | None) -> dict[str, int] | None:
+        return ports if ports and all(port_free(p) for p in ports.values()) else None
 
     @staticmethod
     def _new_ports(name: str) -> dict[str, int]:

@@ -8,6 +8,7 @@ cluster is stopped, so it is consistent by construction::
         key.json        what the snapshot was taken with (lab source, pins, credentials)
         etcd/ pki/ artifacts/ flux/   the cluster's store, PKI, Flux's artifacts and homes
         cluster.json    ports and addresses the objects in etcd refer to
+        flux-ports.json the Flux controllers' ports (artifact URLs in etcd name the storage port)
         homekube.git/   the bare repository, whose revision Flux last applied
 
 Restoring puts these back (cluster stopped) and keeps everything of the learner's that the
@@ -101,6 +102,9 @@ def take(settings: Settings, point: str, progress: Progress = print) -> Snapshot
         if (settings.state_dir / sub).is_dir():
             shutil.copytree(settings.state_dir / sub, tmp / sub, symlinks=True)
     shutil.copy2(settings.cluster_file, tmp / "cluster.json")
+    runner = settings.run_dir / "flux-runner.json"
+    ports = json.loads(runner.read_text(encoding="utf-8")).get("ports", {}) if runner.is_file() else {}
+    state.write_private(tmp / "flux-ports.json", json.dumps({"ports": ports}).encode())
     shutil.copytree(settings.git_dir / REPOSITORY, tmp / REPOSITORY, symlinks=True)
     taken = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     state.write_private(tmp / "key.json", json.dumps({"point": point, "taken": taken,
@@ -132,6 +136,8 @@ def restore(settings: Settings, snap: Snapshot, progress: Progress = print) -> N
         if stale.is_file():
             stale.unlink()  # pid files and runner records of the cluster being replaced
     shutil.copy2(snap.path / "cluster.json", s.cluster_file)
+    if (snap.path / "flux-ports.json").is_file():  # the runner reuses these ports when free
+        shutil.copy2(snap.path / "flux-ports.json", s.run_dir / "flux-runner.json")
 
     current = s.git_dir / REPOSITORY
     aside = s.git_dir / f"{REPOSITORY}.before-reset"
