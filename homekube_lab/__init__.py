@@ -19,7 +19,7 @@ Layers (imports point down only; ``tests/test_layers.py`` enforces it):
     audit remediation checks/                   learner can name (_gitclone: the read side of
                               ``gitops.LearnerRepo``; checks/: one module per part of the course)
     embedded/                 the local cluster: PKI, processes, Flux runner, Git + Helm server,
-                              event sink
+                              event sink, cold snapshots for ``reset --to NN``
     toolchain/                pinned binaries: pins, wrapper Go modules, builds, version checks
     _cmd errors settings state _poll _pointer yamledit    one runner, one error tree, one
                               settings object, the state dir's files, one poller, one YAML editor
