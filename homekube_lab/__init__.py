@@ -14,6 +14,7 @@ Layers (imports point down only; ``tests/test_layers.py`` enforces it):
     widgets, widgets_drift, notebook_display    presentation (ipywidgets, IPython)
     kube flux graph gitops helm diff drift stopwatch notify    concepts a learner can name
     audit remediation checks
+    charts existing           where the charts come from; your own cluster (preflight, Git remote)
     embedded/                 the local cluster: PKI, processes, Flux runner, Git + Helm server,
                               event sink
     toolchain/                pinned binaries: pins, wrapper Go modules, builds, version checks

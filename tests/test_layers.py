@@ -24,7 +24,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "toolchain": ("toolchain",),
     "embedded": ("embedded",),
     "concepts": ("kube", "flux", "gitops", "helm", "diff", "_fields", "drift", "stopwatch",
-                 "graph", "notify", "audit", "remediation", "checks"),
+                 "graph", "notify", "audit", "remediation", "checks", "charts", "existing"),
     "widgets": ("widgets", "widgets_drift", "notebook_display"),
     "top": ("__init__", "lab", "cli", "__main__"),
 }
