@@ -233,10 +233,10 @@ def bootstrap(settings: Settings | None = None, progress: Progress | None = prin
             "status` shows whether source-controller runs; rerun the bootstrap (it is idempotent)",
             summary=("did not finish" if isinstance(err, CommandTimeout)
                      else f"exited with code {err.exit_code}")) from None
-    if settings.mode == "existing":
-        from . import existing
+    if settings.mode == "existing" and not (settings.workdir / ".git").exists():
+        from . import existing  # GitHub: the repository bootstrap just created; clone it
 
-        existing.ensure_repository(settings, progress or (lambda _m: None))  # GitHub: created just now
+        existing.ensure_repository(settings, progress or (lambda _m: None))
     return BootstrapResult(shown, time.monotonic() - start, lines)
 
 
