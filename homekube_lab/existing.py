@@ -252,7 +252,7 @@ class Preflight:
         return [f for f in self.findings if not f.ok]
 
     def text(self) -> str:
-        head = [f"mode        existing (your own cluster: homekube-lab starts no process "
+        head = ["mode        existing (your own cluster: homekube-lab starts no process "
                 "and never writes your kubeconfig)",
                 f"kubeconfig  {self.kubeconfig} (read only)",
                 f"context     {self.context or '-'}",

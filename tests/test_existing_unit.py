@@ -3,6 +3,7 @@ and each refusal of :func:`homekube_lab.existing.preflight` (the API answers are
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from types import SimpleNamespace
@@ -55,7 +56,7 @@ def test_credentials_file_must_be_private(tmp_path: Path) -> None:
     os.chmod(creds, 0o600)
     remote = existing.git_remote(s, env={})
     assert (remote.username, remote.password) == ("alice", SECRET)
-    creds.write_text('{"username": "bob", "password": "%s"}' % SECRET)
+    creds.write_text(json.dumps({"username": "bob", "password": SECRET}))
     assert existing.git_remote(s, env={}).username == "bob"
 
 
@@ -211,3 +212,19 @@ def test_the_example_and_the_upgrade_follow_the_mode(tmp_path: Path) -> None:
     charts.upgrade(repo, "hr.yaml", "0.2.0", embedded)
     assert calls == [("spec.chart.spec.chart", "./charts/hello-web/0.2.0"),
                      ("spec.chart.spec.version", "0.2.x")]
+
+
+def test_readme_your_own_cluster_matches_the_code() -> None:
+    """The README's "Your own cluster" commands are the ones the lab runs."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Your own cluster", 1)[1].split("\n## ", 1)[0]
+    flat = " ".join(section.split())
+    adr = " ".join(flux.github_bootstrap_command("$HOMEKUBE_GITHUB_OWNER"))
+    assert adr in flat, adr
+    for var in ("HOMEKUBE_MODE=existing", "HOMEKUBE_CONTEXT", "GITHUB_TOKEN", "HOMEKUBE_GITHUB_OWNER",
+                "HOMEKUBE_GIT_URL", "HOMEKUBE_GIT_USERNAME", "HOMEKUBE_GIT_PASSWORD",
+                "HOMEKUBE_GIT_CREDENTIALS", "--token-auth", "kind create cluster --name homekube"):
+        assert var in section, var
+    s = Settings.from_env({"HOMEKUBE_MODE": "existing", "HOMEKUBE_GITHUB_OWNER": "ada",
+                           "HOMEKUBE_GIT_USERNAME": "you", "HOMEKUBE_GIT_CREDENTIALS": "/x"})
+    assert (s.github_owner, s.git_username, s.git_credentials) == ("ada", "you", "/x")
