@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -444,7 +445,11 @@ def _check_git(settings: Settings, report: Preflight) -> None:
 
 
 def _first_line(err: BaseException) -> str:
+    """The useful part of an exception: the OS error inside urllib3's wrapping, if any."""
     text = str(err).strip() or type(err).__name__
+    errno = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
+    if errno:
+        return errno.group(1).strip()
     return text.splitlines()[0][:200]
 
 

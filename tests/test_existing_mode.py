@@ -27,6 +27,7 @@ from homekube_lab import existing, lab
 from homekube_lab._cmd import run
 from homekube_lab.errors import ClusterNotRunning, LabError
 from homekube_lab.settings import Settings
+from homekube_lab.toolchain import pins
 
 pytestmark = pytest.mark.existing
 
@@ -99,6 +100,15 @@ def test_refuses_a_missing_context_and_a_closed_port(learner: dict[str, object],
         with pytest.raises(ClusterNotRunning) as err2:
             lab.up(Settings(state_dir=state, mode="existing"), progress=print)
         assert "does not answer" in err2.value.message and "cluster-info" in err2.value.next_step
+    # A context that answers but may not do what `flux bootstrap` does: the scheduler's own
+    # identity (real RBAC, real SelfSubjectAccessReviews).
+    settings = learner["settings"]
+    assert isinstance(settings, Settings)
+    with _Env(KUBECONFIG=str(settings.pki_dir / "kube-scheduler.kubeconfig")):
+        with pytest.raises(LabError) as err3:
+            lab.up(Settings(state_dir=state, mode="existing"), progress=print)
+        assert "may not create customresourcedefinitions.apiextensions.k8s.io" in err3.value.message
+        assert "auth can-i" in err3.value.next_step
     assert _sha(kubeconfig) == before
     assert not state.exists() or not any((state / d).exists() for d in ("run", "pki", "etcd"))
 
@@ -143,6 +153,24 @@ def test_lessons_00_to_04_on_a_cluster_the_lab_did_not_start(
     for part in ("run", "pki", "etcd", "kubeconfig", "charts"):
         assert not (mine / part).exists(), f"existing mode created {mine / part}"
     assert _sha(kubeconfig) == before, "the learner's kubeconfig changed"
+
+    # Another Flux version in the cluster is refused (the label flux install puts on flux-system;
+    # kustomize-controller would put it back anyway, the test does so at once).
+    from homekube_lab import kube
+
+    with _Env(**env):
+        def label(version: str) -> None:
+            kube.kubectl("label", "--overwrite", "namespace", "flux-system",
+                         f"app.kubernetes.io/version={version}")
+
+        label("v2.3.0")
+        try:
+            with pytest.raises(LabError) as err:
+                existing.require_ready(Settings.from_env())
+        finally:
+            label(pins.FLUX)
+        assert "Flux v2.3.0 already runs" in err.value.message and "flux uninstall" in err.value.next_step
+        assert existing.require_ready(Settings.from_env()).flux_version == pins.FLUX
 
     # The learner's repository: the chart is committed, nothing points at the chart server.
     work = settings.workdir
