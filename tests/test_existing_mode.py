@@ -178,9 +178,13 @@ def test_lessons_00_to_04_on_a_cluster_the_lab_did_not_start(
                timeout=None).stdout.split()
     assert "charts/hello-web/0.1.0/Chart.yaml" in tree and "charts/hello-web/0.2.0/Chart.yaml" in tree
     assert "clusters/infrastructure/local/helmrepository.yaml" not in tree
-    found = run(["git", "-C", str(work), "grep", "-n", "-e", "/charts/", "-e", "kind: HelmRepository",
-                 "origin/main", "--", "clusters"], timeout=None, check=False)
-    assert found.stdout.strip() == "", found.stdout
+    charts_server = str(learner["git_url"]).rsplit("/", 1)[0] + "/charts"
+    found = run(["git", "-C", str(work), "grep", "-n", "-F", charts_server, "origin/main"],
+                timeout=None, check=False)
+    assert found.stdout.strip() == "", f"the repository points at the lab's chart server:\n{found.stdout}"
+    kinds = {(d or {}).get("kind") for p in (work / "clusters").rglob("*.yaml")
+             if "flux-system" not in p.parts for d in yaml.safe_load_all(p.read_text())}
+    assert "HelmRepository" not in kinds, kinds
     hr = yaml.safe_load((work / "clusters/apps/local/hello-web.yaml").read_text())
     assert hr["spec"]["chart"]["spec"]["sourceRef"]["kind"] == "GitRepository"
     assert hr["spec"]["chart"]["spec"]["chart"] == "./charts/hello-web/0.2.0"
