@@ -228,3 +228,18 @@ def test_readme_your_own_cluster_matches_the_code() -> None:
     s = Settings.from_env({"HOMEKUBE_MODE": "existing", "HOMEKUBE_GITHUB_OWNER": "ada",
                            "HOMEKUBE_GIT_USERNAME": "you", "HOMEKUBE_GIT_CREDENTIALS": "/x"})
     assert (s.github_owner, s.git_username, s.git_credentials) == ("ada", "you", "/x")
+
+
+def test_cli_flags_choose_existing_mode(tmp_path: Path, monkeypatch, capsys) -> None:
+    from homekube_lab import cli
+
+    monkeypatch.setenv("HOMEKUBE_MODE", "embedded")
+    monkeypatch.setenv("HOMEKUBE_CONTEXT", "")
+    monkeypatch.setenv("HOMEKUBE_STATE_DIR", str(tmp_path / "state"))
+    assert cli.main(["--mode", "existing", "--context", "kind-homekube", "env"]) == 0
+    out = capsys.readouterr().out
+    assert "export HOMEKUBE_MODE=existing" in out and "HOMEKUBE_CONTEXT=kind-homekube" in out
+    assert "KUBECONFIG" not in out  # your kubeconfig is yours
+    assert cli.main(["--mode", "existing", "down"]) == 0
+    assert "nothing to stop" in capsys.readouterr().out
+    assert not (tmp_path / "state").exists()
