@@ -18,6 +18,7 @@ Layers (imports point down only; ``tests/test_layers.py`` enforces it):
     kube flux failures graph gitops changes helm diff drift stopwatch notify    concepts a
     audit remediation checks/                   learner can name (_gitclone: the read side of
                               ``gitops.LearnerRepo``; checks/: one module per part of the course)
+    charts existing           where the charts come from; your own cluster (preflight, Git remote)
     embedded/                 the local cluster: PKI, processes, Flux runner, Git + Helm server,
                               event sink, cold snapshots for ``reset --to NN``
     toolchain/                pinned binaries: pins, wrapper Go modules, builds, version checks

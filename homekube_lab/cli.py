@@ -12,12 +12,16 @@
     homekube-lab run [NN ...]                execute lessons headless with papermill
     homekube-lab check [NN ...]              end-of-lesson checks against the cluster as it is now
     homekube-lab reset --to NN | --list      cluster + your repo as right before lesson NN
+
+``--mode existing [--context NAME]`` (before the command) or ``HOMEKUBE_MODE=existing``:
+your own cluster; ``status`` then says which context, server, Flux and Git remote are in force.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -76,6 +80,10 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     from .embedded import cluster
 
+    if get_settings().mode == "existing":
+        print("existing mode: homekube-lab started no process, so there is nothing to stop "
+              "(your cluster is yours: `kind delete cluster` etc.)")
+        return 0
     report = cluster.down(get_settings(), purge=args.purge, progress=_progress)
     print(report)
     return 0
@@ -85,6 +93,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     from .embedded import cluster
 
     settings = get_settings()
+    if settings.mode == "existing":
+        return _status_existing(settings, args.json)
     rows = cluster.status(settings)
     if not rows and not args.json:
         print(f"no embedded cluster in {settings.state_dir}: run `homekube-lab up`", file=sys.stderr)
@@ -100,10 +110,32 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if rows and all(r.healthy for r in rows) else 1
 
 
+def _status_existing(settings: object, as_json: bool) -> int:
+    """Existing mode: which context and server, Flux found, the Git remote, what is missing."""
+    from . import existing, lab
+
+    report = existing.preflight(settings)  # type: ignore[arg-type]
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report.text())
+        print(f"\n{lab.progress_text(settings)}  (`homekube-lab check` re-checks them)")  # type: ignore[arg-type]
+    return 0 if report.ok and not report.missing else 1
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     from .embedded import cluster
 
-    print(cluster.env_exports(get_settings()))
+    settings = get_settings()
+    if settings.mode == "existing":  # your KUBECONFIG stays as it is
+        from . import toolchain
+
+        print("\n".join([f"export PATH={toolchain.bin_dir(settings)}:$PATH",
+                         "export HOMEKUBE_MODE=existing",
+                         *([f"export HOMEKUBE_CONTEXT={settings.context}"] if settings.context else []),
+                         f"export HOMEKUBE_STATE_DIR={settings.state_dir}"]))
+        return 0
+    print(cluster.env_exports(settings))
     return 0
 
 
@@ -160,6 +192,11 @@ def cmd_reset(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="homekube-lab", description=__doc__.split("\n")[0])
+    p.add_argument("--mode", choices=["embedded", "existing"], default=None,
+                   help="embedded (default): the lab's own cluster; existing: your KUBECONFIG's "
+                   "context (like HOMEKUBE_MODE)")
+    p.add_argument("--context", default=None, help="existing mode: the kubeconfig context "
+                   "(like HOMEKUBE_CONTEXT; default: the current one)")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("tools", help="install or list the pinned Kubernetes/Flux binaries")
     t.add_argument("action", choices=["install", "list"])
@@ -209,6 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Flags win over the environment, and reach notebook kernels and subprocesses through it.
+    for var, value in (("HOMEKUBE_MODE", args.mode), ("HOMEKUBE_CONTEXT", args.context)):
+        if value:
+            os.environ[var] = value
     try:
         return int(args.func(args) or 0)
     except LabError as err:

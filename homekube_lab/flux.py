@@ -174,8 +174,9 @@ def bootstrap_command(settings: Settings | None = None, *, mask: bool = True,
     """The bootstrap command for this mode.
 
     Embedded: ``flux bootstrap git`` against the lab's loopback Git server over HTTP with
-    token auth (without ``--token-auth`` Flux would switch to SSH). Existing mode with
-    no ``HOMEKUBE_GIT_URL``: ADR-002's ``flux bootstrap github`` command.
+    token auth (without ``--token-auth`` Flux would switch to SSH). Existing mode:
+    ``flux bootstrap git --url=$HOMEKUBE_GIT_URL --token-auth``, or without a Git URL
+    ADR-002's ``flux bootstrap github`` command (see :mod:`homekube_lab.existing`).
     """
     settings = settings or get_settings()
     common = ["--branch=main", "--path=clusters/local"]
@@ -186,9 +187,9 @@ def bootstrap_command(settings: Settings | None = None, *, mask: bool = True,
         return ["flux", "bootstrap", "git", f"--url={record.git_url}", "--allow-insecure-http",
                 "--token-auth", f"--username={creds.username}", f"--password={password}",
                 *common, "--silent"]
-    if settings.git_url:
-        return ["flux", "bootstrap", "git", f"--url={settings.git_url}", *common, "--silent"]
-    return github_bootstrap_command(github_owner)
+    from . import existing  # your own cluster: GitHub (ADR-002) or any Git host
+
+    return existing.bootstrap_command(settings, mask=mask, github_owner=github_owner)
 
 
 def shell_command(argv: list[str]) -> str:
@@ -210,11 +211,12 @@ def bootstrap(settings: Settings | None = None, progress: Progress | None = prin
     """Run ``flux bootstrap`` at ``clusters/local``: install Flux, commit its manifests to
     Git, and make Flux sync the cluster from that path. Idempotent (Flux's own design)."""
     settings = settings or get_settings()
+    if settings.mode == "existing":
+        from . import existing
+
+        existing.ready_to_bootstrap(settings)  # refuses with the command to run yourself
     argv = bootstrap_command(settings, mask=False)
     shown = " ".join(bootstrap_command(settings, mask=True))
-    if settings.mode == "existing" and "github" in argv:
-        raise LabError("bootstrap against GitHub needs your token and repository",
-                       next_step=f"run it yourself with GITHUB_TOKEN set: {shown}")
     start = time.monotonic()
     lines: list[str] = []
 
@@ -233,6 +235,10 @@ def bootstrap(settings: Settings | None = None, progress: Progress | None = prin
             "status` shows whether source-controller runs; rerun the bootstrap (it is idempotent)",
             summary=("did not finish" if isinstance(err, CommandTimeout)
                      else f"exited with code {err.exit_code}")) from None
+    if settings.mode == "existing" and not (settings.workdir / ".git").exists():
+        from . import existing  # GitHub: the repository bootstrap just created; clone it
+
+        existing.ensure_repository(settings, progress or (lambda _m: None))
     return BootstrapResult(shown, time.monotonic() - start, lines)
 
 

@@ -137,10 +137,13 @@ class LearnerRepo(GitClone):
         An empty remote gets the template ``clusters/`` in one commit, pushed to ``main``.
         A remote that already has commits is only cloned/fetched: never overwritten. With
         the embedded server (whose bare repository the server created) ``credentials``
-        (default: the server's credentials file) are stored for Git; any other remote uses whatever
-        credentials Git already has. Returns HEAD.
+        (default: the server's credentials file) are stored for Git, as are ``credentials``
+        given for any other remote; otherwise Git uses whatever credentials it already has.
+        ``charts_url=""`` seeds the variant whose charts are committed in Git. Returns HEAD.
         """
-        embedded = self._is_embedded(remote_url)
+        # The embedded server's account, or the learner's (existing mode): kept in the state
+        # dir's 0600 credential store, never on a command line.
+        embedded = self._is_embedded(remote_url) or credentials is not None
         if embedded:
             self._store_credentials(remote_url, credentials or state.git_credentials(self.settings))
         if not (self.path / ".git").exists():

@@ -84,7 +84,10 @@ def kubectl(*args: str, settings: Settings | None = None, input: str | None = No
 def _client_for(kubeconfig: str | None, context: str | None, mtime: float) -> Any:
     from kubernetes import config
 
-    return config.new_client_from_config(config_file=kubeconfig, context=context or None)
+    # persist_config=False: an auth plugin's refreshed token is never written back to the
+    # learner's kubeconfig (existing mode only ever reads it).
+    return config.new_client_from_config(config_file=kubeconfig, context=context or None,
+                                         persist_config=False)
 
 
 def api_client(settings: Settings | None = None) -> Any:

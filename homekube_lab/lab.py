@@ -135,7 +135,8 @@ def up(settings: Settings | None = None, progress: Progress = print, *,
 
     Embedded: start the cluster (idempotent), then make sure the learner's repository is
     seeded and cloned and its HelmRepository points at the chart server. Existing: check
-    the learner's context answers, and clone their repository when a Git URL is set.
+    the learner's context (refusing with the next step), start nothing, and clone (or
+    seed) their repository (:func:`homekube_lab.existing.up`).
     Returns the embedded cluster's ``ClusterInfo`` (None in existing mode); ``fresh``
     first purges the embedded cluster's data (the learner's repository is kept).
     """
@@ -149,9 +150,9 @@ def up(settings: Settings | None = None, progress: Progress = print, *,
         if repo.point_charts_at(info.charts_url):
             progress(f"your HelmRepository now points at {info.charts_url} (a commit of its own)")
         return info
-    kube.require_cluster(settings)
-    if settings.git_url:
-        gitops.LearnerRepo(settings).seed(settings.git_url, "")
+    from . import existing  # your own cluster: checks it, starts nothing, clones your repo
+
+    existing.up(settings, progress)
     return None
 
 

@@ -13,11 +13,17 @@ Environment variables (all optional):
 ``HOMEKUBE_TOOLS_DIR``         cache of pinned binaries, keyed by name and version
 ``HOMEKUBE_MODE``              ``embedded`` (default) or ``existing``
 ``HOMEKUBE_CONTEXT``           kubeconfig context to use in ``existing`` mode
-``HOMEKUBE_GIT_URL``           the learner's Git remote in ``existing`` mode
+``HOMEKUBE_GIT_URL``           the learner's Git remote in ``existing`` mode (any host, HTTPS)
+``HOMEKUBE_GIT_USERNAME``      its username (default ``git``); the token/password comes from
+                               ``HOMEKUBE_GIT_PASSWORD`` (or ``HOMEKUBE_GIT_TOKEN``) or from
+``HOMEKUBE_GIT_CREDENTIALS``   a 0600 file (JSON ``{"username", "password"}`` or ``user:token``)
+``HOMEKUBE_GITHUB_OWNER``      ``existing`` mode with GitHub (ADR-002): the owner, and
+``HOMEKUBE_GITHUB_REPOSITORY`` the repository (default ``HomeKube``); token in ``GITHUB_TOKEN``
 ``HOMEKUBE_TIMEOUT``           default wait, seconds (reconciles, rollouts)
 =============================  =====================================================
 
-In ``existing`` mode the learner's ``KUBECONFIG`` is respected and never written to.
+In ``existing`` mode the learner's ``KUBECONFIG`` is respected and never written to
+(``homekube_lab.existing`` checks the context before anything runs).
 """
 
 from __future__ import annotations
@@ -48,6 +54,11 @@ class Settings:
     # The learner's Git identity inside the lab's own repository.
     git_user: str = "homekube-learner"
     git_email: str = "learner@homekube.local"
+    # Existing mode's Git remote (secrets never live here: see homekube_lab.existing).
+    git_username: str = ""
+    git_credentials: str = ""
+    github_owner: str = ""
+    github_repository: str = "HomeKube"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

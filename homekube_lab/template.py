@@ -6,7 +6,15 @@ is the check every write into the learner's repository goes through::
 
     from homekube_lab import template
     template.render_template(repo_root, "http://127.0.0.1:8089/charts/")
+    template.render_template(repo_root, "")    # your own cluster: the chart committed in Git
     print(template.example_text("helmrelease-hello-web"))
+
+Where the lessons' chart comes from depends on who can reach what. The embedded lab's
+pods are local processes, so a HelmRepository on the lab's loopback chart server works.
+On your own cluster (``HOMEKUBE_MODE=existing``) nothing in your repository may point at
+your machine: ``render_template(dest, "")`` leaves the HelmRepository out and commits the
+chart itself, one directory per version (``charts/hello-web/0.1.0``, ``…/0.2.0``), which
+the HelmRelease takes from the ``flux-system`` GitRepository (``helmrelease-hello-web-git``).
 """
 
 from __future__ import annotations
@@ -20,13 +28,22 @@ import yaml
 
 from .errors import LabError, ManifestInvalid
 
-__all__ = ["BOOTSTRAP_DIR", "PLACEHOLDER_CHARTS_URL", "dump_yaml", "example_text",
-           "render_template", "template_dir", "validate_manifest_text"]
+__all__ = ["BOOTSTRAP_DIR", "CHARTS_IN_GIT", "EXTRA_CHART_VERSIONS", "PLACEHOLDER_CHARTS_URL",
+           "dump_yaml", "example_text", "render_template", "template_dir",
+           "validate_manifest_text"]
 
 #: The URL written in the shipped HelmRepository; :func:`render_template` replaces it.
 PLACEHOLDER_CHARTS_URL = "http://127.0.0.1:8089/charts/"
 #: Written by ``flux bootstrap``, never by the template, and never removed by a reset.
 BOOTSTRAP_DIR = "clusters/local/flux-system"
+#: Extra (chart version, app version) pairs published for each bundled chart, on top of the
+#: version in its Chart.yaml: hello-web 0.2.0 is the "new release" lesson 02 upgrades to.
+EXTRA_CHART_VERSIONS: Mapping[str, Sequence[tuple[str, str]]] = {
+    "hello-web": (("0.2.0", "1.1.0"),),
+}
+#: Where a repository whose charts come from Git keeps them: ``charts/<name>/<version>/``.
+CHARTS_IN_GIT = "charts"
+_HELMREPOSITORY_FILE = "clusters/infrastructure/local/helmrepository.yaml"
 
 
 def template_dir() -> Path:
@@ -42,10 +59,13 @@ def template_dir() -> Path:
 def render_template(dest: Path, charts_url: str) -> list[str]:
     """Copy the template ``clusters/`` into ``dest`` (a repo root), pointing at ``charts_url``.
 
-    Existing files with the same names are overwritten; others are left alone. Returns
-    the written paths relative to ``dest``, sorted.
+    ``charts_url=""``: no HelmRepository (nothing that points at this machine); the lab's
+    charts are written under ``charts/<name>/<version>/`` instead, for HelmReleases that
+    take them from the ``flux-system`` GitRepository. Existing files with the same names are
+    overwritten; others are left alone. Returns the written paths relative to ``dest``, sorted.
     """
-    if urlsplit(charts_url).scheme not in ("http", "https"):
+    in_git = not charts_url
+    if not in_git and urlsplit(charts_url).scheme not in ("http", "https"):
         raise LabError(f"charts URL {charts_url!r} is not an http(s) URL",
                        next_step="pass the URL the Git server prints, e.g. "
                        "http://127.0.0.1:PORT/charts/")
@@ -60,6 +80,11 @@ def render_template(dest: Path, charts_url: str) -> list[str]:
             continue
         text = path.read_text(encoding="utf-8")
         replaced += text.count(PLACEHOLDER_CHARTS_URL)
+        if in_git and rel.as_posix() == _HELMREPOSITORY_FILE:
+            continue
+        if in_git and rel.as_posix() == str(Path(_HELMREPOSITORY_FILE).parent / "kustomization.yaml"):
+            name = Path(_HELMREPOSITORY_FILE).name
+            text = "".join(ln for ln in text.splitlines(keepends=True) if ln.strip() != f"- {name}")
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text.replace(PLACEHOLDER_CHARTS_URL, charts_url), encoding="utf-8")
@@ -68,6 +93,43 @@ def render_template(dest: Path, charts_url: str) -> list[str]:
         raise LabError(f"no file in {src} contains the chart URL placeholder "
                        f"{PLACEHOLDER_CHARTS_URL}", next_step="restore clusters/infrastructure/"
                        "local/helmrepository.yaml in homekube-lab")
+    if in_git:
+        written += write_charts(dest)
+    return sorted(written)
+
+
+def bundled_charts_dir() -> Path:
+    """The charts shipped inside the package (one sub-directory per chart)."""
+    return Path(__file__).resolve().parent / "data" / "charts"
+
+
+def write_charts(dest: Path) -> list[str]:
+    """Write every bundled chart into ``dest/charts/<name>/<version>/``: its own version and
+    each of :data:`EXTRA_CHART_VERSIONS` (Chart.yaml's ``version``/``appVersion`` changed,
+    comments kept). Returns the written paths relative to ``dest``."""
+    from . import yamledit
+
+    written: list[str] = []
+    for chart in sorted(p.parent for p in bundled_charts_dir().glob("*/Chart.yaml")):
+        meta_text = (chart / "Chart.yaml").read_text(encoding="utf-8")
+        meta = yaml.safe_load(meta_text) or {}
+        name = str(meta["name"])
+        releases = [(str(meta["version"]), str(meta.get("appVersion", "")), meta_text)]
+        for version, app_version in EXTRA_CHART_VERSIONS.get(name, ()):
+            text = yamledit.set_value(meta_text, ["version"], version, where="Chart.yaml")
+            text = yamledit.set_value(text, ["appVersion"], app_version, where="Chart.yaml")
+            releases.append((version, app_version, text))
+        for version, _app, chart_yaml in releases:
+            base = Path(CHARTS_IN_GIT) / name / version
+            for path in sorted(p for p in chart.rglob("*") if p.is_file()):
+                rel = base / path.relative_to(chart)
+                target = Path(dest) / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if path.name == "Chart.yaml" and path.parent == chart:
+                    target.write_text(chart_yaml, encoding="utf-8")
+                else:
+                    target.write_bytes(path.read_bytes())
+                written.append(rel.as_posix())
     return written
 
 

@@ -24,12 +24,12 @@ import yaml
 
 from .._cmd import run
 from ..errors import LabError, ManifestInvalid
+from ..template import EXTRA_CHART_VERSIONS
 
 #: Extra (chart version, app version) pairs packaged for each bundled chart, on top of the
 #: version in its Chart.yaml. hello-web 0.2.0 is the "new release" lesson 02 upgrades to.
-EXTRA_VERSIONS: Mapping[str, Sequence[tuple[str, str]]] = {
-    "hello-web": (("0.2.0", "1.1.0"),),
-}
+#: (One list for both chart sources: a repository whose charts come from Git gets the same.)
+EXTRA_VERSIONS: Mapping[str, Sequence[tuple[str, str]]] = EXTRA_CHART_VERSIONS
 
 
 @dataclass(frozen=True)
