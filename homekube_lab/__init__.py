@@ -11,7 +11,7 @@ The lessons in ``notebooks/`` call these modules; each is named after a concept:
 Layers (imports point down only; ``tests/test_layers.py`` enforces it):
 
     lab, cli                  the learner's entry points; the only users of ``embedded/``
-    widgets, widgets_drift, notebook_display    presentation (ipywidgets, IPython)
+    widgets, widgets_drift, dashboard, notebook_display    presentation (ipywidgets, IPython)
     kube flux graph gitops helm diff drift stopwatch notify    concepts a learner can name
     audit remediation checks
     embedded/                 the local cluster: PKI, processes, Flux runner, Git + Helm server,

@@ -25,7 +25,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "embedded": ("embedded",),
     "concepts": ("kube", "flux", "gitops", "helm", "diff", "_fields", "drift", "stopwatch",
                  "graph", "notify", "audit", "remediation", "checks"),
-    "widgets": ("widgets", "widgets_drift", "notebook_display"),
+    "widgets": ("widgets", "widgets_drift", "dashboard", "notebook_display"),
     "top": ("__init__", "lab", "cli", "__main__"),
 }
 #: What each layer may import (besides third-party code and the standard library).
