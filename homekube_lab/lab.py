@@ -586,6 +586,10 @@ def _utc_stamp() -> str:
 # --------------------------------------------------------------------------- JupyterLab
 
 
+#: JupyterLab's application settings (``overrides.json``) for the lab.
+JUPYTERLAB_SETTINGS = Path(__file__).resolve().parent / "data" / "jupyterlab-settings"
+
+
 def lab_command(settings: Settings, port: int = 8888,
                 no_browser: bool = False) -> tuple[list[str], dict[str, str]]:
     """The JupyterLab command line and environment ``open_lab`` runs (for tests and docs).
@@ -597,7 +601,10 @@ def lab_command(settings: Settings, port: int = 8888,
             # A token protects the server even on loopback; Jupyter prints the URL with it.
             "--ServerApp.port_retries=10",
             # Open on the index page: the lessons, and which ones you completed.
-            f"--ServerApp.default_url=/lab/tree/{INDEX_NAME}"]
+            f"--ServerApp.default_url=/lab/tree/{INDEX_NAME}",
+            # Its defaults: Markdown opens rendered (the index is a page, not source), and no
+            # news/update pop-ups (the lab works offline).
+            f"--LabApp.app_settings_dir={JUPYTERLAB_SETTINGS}"]
     if no_browser:
         argv.append("--no-browser")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
