@@ -601,7 +601,7 @@ def lab_command(settings: Settings, port: int = 8888,
             # A token protects the server even on loopback; Jupyter prints the URL with it.
             "--ServerApp.port_retries=10",
             # Open on the index page: the lessons, and which ones you completed.
-            f"--ServerApp.default_url=/lab/tree/{INDEX_NAME}",
+            f"--LabApp.default_url=/lab/tree/{INDEX_NAME}",  # LabApp: it overrides ServerApp's
             # Its defaults: Markdown opens rendered (the index is a page, not source), and no
             # news/update pop-ups (the lab works offline).
             f"--LabApp.app_settings_dir={JUPYTERLAB_SETTINGS}"]
