@@ -204,8 +204,12 @@ def _menu(page: Any, menu: str, item: str) -> None:
 
 
 def _wait_kernel_idle(page: Any, timeout: float = 120) -> None:
-    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle']",
-                           timeout=timeout * 1000)
+    """The lesson's kernel started by itself (no "Select Kernel" dialog) and is idle."""
+    idle = ".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle']"
+    page.wait_for_selector(f"{idle}, .jp-Dialog", timeout=timeout * 1000)
+    dialog = page.locator(".jp-Dialog")
+    assert not dialog.count(), f"JupyterLab asked the learner something: {dialog.first.inner_text()!r}"
+    page.wait_for_selector(idle, timeout=timeout * 1000)
 
 
 def _run_all(page: Any, name: str) -> tuple[list[dict[str, Any]], float]:
@@ -309,6 +313,10 @@ def test_lessons_00_to_02_in_jupyterlab(lab_server: LabServer) -> None:
             for n in LESSONS:
                 expect(index.locator("tr", has_text=re.compile(rf"^\s*{n}\b"))).to_contain_text("completed")
             _shot(page, "index-completed.png")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                print(f"failure screenshot: {_shot(page, 'failure.png')}")
+            raise
         finally:
             browser.close()
     print("Run All, per lesson: " + ", ".join(f"{n}: {s:.0f}s" for n, s in timings.items()))
