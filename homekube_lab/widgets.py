@@ -147,7 +147,9 @@ def _html_table(rows: Sequence[Sequence[str]], headers: Sequence[str] = HEADERS)
     for r in rows:
         cells = []
         for i, c in enumerate(r):
-            style = "padding:2px 8px"
+            # Short columns stay on one line; the message wraps anywhere (never off-screen).
+            style = ("padding:2px 8px;line-height:1.3;" + ("overflow-wrap:anywhere" if headers[i] == "MESSAGE"
+                                                            else "white-space:nowrap"))
             if headers[i] == "READY":
                 style += f";color:{colour.get(c, 'inherit')};font-weight:bold"
             cells.append(f"<td style='{style}'>{html.escape(str(c))}</td>")

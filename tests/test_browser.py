@@ -209,7 +209,10 @@ def _wait_kernel_idle(page: Any, timeout: float = 120) -> None:
     page.wait_for_selector(f"{idle}, .jp-Dialog", timeout=timeout * 1000)
     dialog = page.locator(".jp-Dialog")
     assert not dialog.count(), f"JupyterLab asked the learner something: {dialog.first.inner_text()!r}"
-    page.wait_for_selector(idle, timeout=timeout * 1000)
+    # The status bar says "Python 3 (ipykernel) | Idle" once the kernel is connected (the
+    # toolbar's indicator says idle before there is a kernel at all).
+    page.wait_for_function("() => /\\| Idle/.test(document.querySelector('.jp-StatusBar-Widget')"
+                           "?.innerText || '')", timeout=timeout * 1000)
 
 
 def _run_all(page: Any, name: str) -> tuple[list[dict[str, Any]], float]:
@@ -219,8 +222,8 @@ def _run_all(page: Any, name: str) -> tuple[list[dict[str, Any]], float]:
     _menu(page, "Run", "Run All Cells")
     deadline = start + LESSON_TIMEOUT
     page.wait_for_function("() => Array.from(document.querySelectorAll('.jp-NotebookPanel "
-                           ".jp-InputArea-prompt')).some(p => p.textContent.includes('*'))",
-                           timeout=60_000)
+                           ".jp-InputArea-prompt')).some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))",
+                           timeout=60_000)  # started (queued, running or done)
     while time.monotonic() < deadline:
         cells = _cells(page)
         busy = [c for c in cells if "*" in c["prompt"]]
@@ -268,6 +271,7 @@ def test_lessons_00_to_02_in_jupyterlab(lab_server: LabServer) -> None:
 
     settings = lab_server.settings
     learner = lab.learner_dir(settings)
+    (SHOTS / "failure.png").unlink(missing_ok=True)
     timings: dict[str, float] = {}
     assert _status(f"{lab_server.base}/api/sessions") == 403, "JupyterLab answered without its token"
     with sync_playwright() as p:
@@ -340,7 +344,7 @@ def _check_status_widget(page: Any, sources: list[str], cells: list[dict[str, An
     stamp = cell.locator(".jp-OutputArea-output", has_text="read at")
     before = stamp.inner_text()
     time.sleep(1.1)  # the stamp has a one-second resolution
-    cell.get_by_role("button", name="Refresh").click()
+    cell.locator("button.widget-button", has_text="Refresh").click()
     page.wait_for_function("([el, old]) => el.innerText !== old", arg=[stamp.element_handle(), before],
                            timeout=30_000)
 
