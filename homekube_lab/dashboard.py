@@ -395,7 +395,8 @@ def _badge(state: str) -> str:
             f"font-size:11px;font-weight:bold;white-space:nowrap'>{_esc(state)}</span>")
 
 
-_TABLE = "style='border-collapse:collapse;font-size:12px;width:100%;table-layout:fixed'"
+# ipywidgets' HTML sets a 28 px line height (one widget row); a table wants its own.
+_TABLE = "style='border-collapse:collapse;font-size:12px;line-height:1.35;width:100%;table-layout:fixed'"
 _TH = "style='text-align:left;padding:2px 6px;border-bottom:1px solid #d0d7de'"
 _TD = "style='padding:2px 6px;vertical-align:top;overflow-wrap:anywhere'"
 
@@ -418,16 +419,16 @@ def controllers_html(snap: Snapshot) -> str:
                      f"white-space:nowrap'><b style='color:{colour}'>{mark}</b> {_esc(c.name)} "
                      f"<span style='color:#6e7781'>{_esc(c.replicas)}"
                      f"{' · ' + _esc(c.process) if c.process else ''}</span></span>")
-    return "<div style='font-size:12px'>" + "".join(cells) + "</div>"
+    return "<div style='font-size:12px;line-height:1.5'>" + "".join(cells) + "</div>"
 
 
 def attention_html(snap: Snapshot) -> str:
     items = snap.attention
     if not items:
-        return ("<div class='hk-attention' style='font-size:12px;color:#1a7f37'>"
+        return ("<div class='hk-attention' style='font-size:12px;line-height:1.5;color:#1a7f37'>"
                 "✔ nothing needs attention: every controller is healthy, every object Ready</div>")
     lis = "".join(f"<li><b>{_esc(w)}</b>: {_esc(_cut(why, 220))}</li>" for w, why in items)
-    return ("<div class='hk-attention' style='font-size:12px;border-left:4px solid #cf222e;"
+    return ("<div class='hk-attention' style='font-size:12px;line-height:1.4;border-left:4px solid #cf222e;"
             f"padding:2px 8px'><b>Needs attention ({len(items)})</b><ul style='margin:2px 0'>{lis}</ul></div>")
 
 
@@ -449,7 +450,8 @@ def chain_html(snap: Snapshot) -> str:
             False: "<span style='color:#cf222e'>≠ source (behind)</span>", None: ""}
     rows = [[_esc(c.what), f"<code>{_esc(c.field)}</code>", f"<code>{_esc(c.revision)}</code>",
              mark[c.matches]] for c in snap.chain]
-    head = (f"<div style='font-size:12px;margin-bottom:4px'>commit <code>{_esc(snap.commit)}</code></div>"
+    head = (f"<div style='font-size:12px;line-height:1.5;margin-bottom:4px'>commit "
+            f"<code>{_esc(snap.commit)}</code></div>"
             if snap.commit else "")
     return head + _table(["OBJECT", "FIELD", "REVISION", ""], rows, ["230px", "190px", "auto", "120px"])
 
@@ -569,7 +571,8 @@ class Dashboard:
                     self._target.value = keep
                 elif refs:
                     self._target.value = next((r for r in refs if r.endswith("/apps")), refs[0])
-            self._tree.value = (f"<pre style='font-size:12px;margin:0'>{_esc(snap.tree)}</pre>" if snap.tree
+            self._tree.value = (f"<pre style='font-size:12px;line-height:1.35;margin:0'>{_esc(snap.tree)}</pre>"
+                                if snap.tree
                                 else "<div style='color:#6e7781'>no Flux objects yet</div>")
             self._chain.value = chain_html(snap)
             self._history.value = history_html(snap)

@@ -356,6 +356,7 @@ def _check_dashboard(page: Any, sources: list[str]) -> None:
     i = _index(sources, "widgets.dashboard()")
     cell = _cell_locator(page, i)
     board = cell.locator(".hk-dashboard")
+    page.set_viewport_size({"width": 1280, "height": 1300})  # the whole panel in one screenshot
     board.scroll_into_view_if_needed()
     expect(board).to_be_visible()
     box = board.bounding_box()
