@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -342,6 +343,14 @@ def filter_events(events: Sequence[kube.Event], text: str = "", type_: str = "Al
 # --------------------------------------------------------------------------- text
 
 
+_DIGEST = re.compile(r"\b(sha1:[0-9a-f]{7}|sha256:[0-9a-f]{12})[0-9a-f]{20,}\b")
+
+
+def _short_digests(text: str) -> str:
+    """``main@sha1:84e97685…`` instead of 40 hex digits (the full message is in the tooltip)."""
+    return _DIGEST.sub(lambda m: m.group(1) + "…", text)
+
+
 def _cut(text: str, width: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -437,7 +446,7 @@ def objects_html(snap: Snapshot) -> str:
         return "<div style='color:#6e7781'>no Flux objects yet: bootstrap Flux in lesson 01</div>"
     rows = [[_badge(o.state), f"<b>{_esc(o.kind)}</b><br>{_esc(o.namespace)}/{_esc(o.name)}",
              f"<code>{_esc(o.revision)}</code>", _esc(o.age),
-             f"<span title='{_esc(o.message)}'>{_esc(_cut(o.message, 160))}</span>"]
+             f"<span title='{_esc(o.message)}'>{_esc(_cut(_short_digests(o.message), 160))}</span>"]
             for o in snap.objects]
     return _table(["STATE", "OBJECT", "REVISION", "AGE", "MESSAGE"], rows,
                   ["96px", "200px", "150px", "44px", "auto"])
@@ -453,7 +462,7 @@ def chain_html(snap: Snapshot) -> str:
     head = (f"<div style='font-size:12px;line-height:1.5;margin-bottom:4px'>commit "
             f"<code>{_esc(snap.commit)}</code></div>"
             if snap.commit else "")
-    return head + _table(["OBJECT", "FIELD", "REVISION", ""], rows, ["230px", "190px", "auto", "120px"])
+    return head + _table(["OBJECT", "FIELD", "REVISION", ""], rows, ["220px", "215px", "auto", "100px"])
 
 
 def history_html(snap: Snapshot) -> str:

@@ -85,3 +85,10 @@ def test_html_escapes_messages_and_fits_the_width() -> None:
     assert d.MAX_WIDTH == "1000px"
     clean = d.Snapshot("x", controllers=[snap.controllers[0]], objects=[snap.objects[0]])
     assert "nothing needs attention" in d.attention_html(clean)
+
+
+def test_long_digests_are_shortened_for_display_only() -> None:
+    msg = "Applied revision: main@sha1:84e976857253ea344b9c16bbc68995806c2a34af"
+    snap = d.Snapshot("x", objects=[d.ObjectState("Kustomization", "flux-system", "apps", "Ready", "", msg, "", "")])
+    html = d.objects_html(snap)
+    assert "main@sha1:84e9768…<" in html and f"title='{msg}'" in html
