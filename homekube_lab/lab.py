@@ -602,8 +602,8 @@ def lab_command(settings: Settings, port: int = 8888,
             "--ServerApp.port_retries=10",
             # Open on the index page: the lessons, and which ones you completed.
             f"--LabApp.default_url=/lab/tree/{INDEX_NAME}",  # LabApp: it overrides ServerApp's
-            # Its defaults: Markdown opens rendered (the index is a page, not source), and no
-            # news/update pop-ups (the lab works offline).
+            # The lab's defaults: Markdown opens rendered (the index is a page, not source), a
+            # lesson's kernel starts without a "Select Kernel" dialog, no news pop-ups (offline).
             f"--LabApp.app_settings_dir={JUPYTERLAB_SETTINGS}"]
     if no_browser:
         argv.append("--no-browser")
