@@ -512,6 +512,7 @@ class Dashboard:
         self._refresh.add_class("hk-dash-refresh")
         self._auto = w.ToggleButton(description="Live (5s)", value=False, icon="play",
                                     tooltip="refresh every 5 seconds", layout=box(width="100px"))
+        self._auto.add_class("hk-dash-live")
         self._stamp = w.HTML()
         self._stamp.add_class("hk-dash-stamp")
         self._controllers = w.HTML()
@@ -531,9 +532,11 @@ class Dashboard:
         self._chain = w.HTML()
         self._history = w.HTML()
         self._filter = w.Text(placeholder="filter: name, reason, message…", layout=box(width="300px"))
+        self._filter.add_class("hk-dash-filter")
         self._type = w.Dropdown(options=["All", "Normal", "Warning"], value="All", layout=box(width="110px"))
         self._flux_only = w.Checkbox(value=True, description="Flux objects only", indent=False)
         self._events = w.HTML()
+        self._events.add_class("hk-dash-events")
         for ctl in (self._filter, self._type, self._flux_only):
             ctl.observe(lambda _c: self._draw_events(), names="value")
         self._refresh.on_click(lambda _b: self.refresh())

@@ -375,6 +375,18 @@ def _check_dashboard(page: Any, sources: list[str]) -> None:
         expect(board).to_contain_text(expected)
         if tab == "Revisions":
             _shot(board, "02-dashboard-revisions.png")
+    # The event stream filters as you type (here: only hello-web's events are left).
+    events = board.locator(".hk-dash-events tbody tr")
+    board.locator(".hk-dash-filter input").fill("hello-web")
+    expect(events.first).to_contain_text("hello-web")
+    rows = events.all_inner_texts()
+    assert rows and all("hello-web" in r for r in rows), rows
+    # Live: the panel re-reads the cluster by itself (the stamp moves), until switched off.
+    stamp = board.locator(".hk-dash-stamp")
+    before = stamp.inner_text()
+    board.locator(".hk-dash-live").click()
+    expect(stamp).not_to_have_text(before, timeout=30_000)
+    board.locator(".hk-dash-live").click()
     board.locator(".lm-TabBar-tab", has_text="Graph").click()
     expect(board).to_contain_text("Deployment/homekube-apps/hello-web")
     action = board.locator(".hk-dash-action")
