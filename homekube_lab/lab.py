@@ -260,6 +260,10 @@ def _cell_index(source_notebook: Path, source: str, fallback: int) -> int:
 # --------------------------------------------------------------------------- JupyterLab
 
 
+#: JupyterLab's application settings (``overrides.json``) for the lab.
+JUPYTERLAB_SETTINGS = Path(__file__).resolve().parent / "data" / "jupyterlab-settings"
+
+
 def lab_command(settings: Settings, port: int = 8888,
                 no_browser: bool = False) -> tuple[list[str], dict[str, str]]:
     """The JupyterLab command line and environment ``open_lab`` runs (for tests and docs).
@@ -271,7 +275,10 @@ def lab_command(settings: Settings, port: int = 8888,
             # A token protects the server even on loopback; Jupyter prints the URL with it.
             "--ServerApp.port_retries=10",
             # Open on the index page: the lessons, and which ones you completed.
-            f"--ServerApp.default_url=/lab/tree/{INDEX_NAME}"]
+            f"--LabApp.default_url=/lab/tree/{INDEX_NAME}",  # LabApp: it overrides ServerApp's
+            # The lab's defaults: Markdown opens rendered (the index is a page, not source), a
+            # lesson's kernel starts without a "Select Kernel" dialog, no news pop-ups (offline).
+            f"--LabApp.app_settings_dir={JUPYTERLAB_SETTINGS}"]
     if no_browser:
         argv.append("--no-browser")
     if hasattr(os, "geteuid") and os.geteuid() == 0:

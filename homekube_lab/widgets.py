@@ -11,6 +11,7 @@ it prints the same content as plain text, so executed notebooks stay readable::
     view.start(every=5)                     # auto-refresh every 5 s (live kernels only)
     view.stop()
     print(widgets.status_text())            # the text form, anywhere
+    board = widgets.dashboard()             # the whole Flux dashboard (see dashboard.py)
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from ._poll import until
 from .errors import LabError, ReconcileTimeout
 from .settings import Settings, get_settings
 
-__all__ = ["FluxStatus", "HEADERS", "TABLE_KINDS", "age", "event_lines", "flux_status",
+__all__ = ["FluxStatus", "HEADERS", "TABLE_KINDS", "age", "dashboard", "event_lines", "flux_status",
            "is_live", "show", "status_rows", "status_text", "text_table", "watch_until_ready"]
 
 #: Kinds shown in the status table, in ``flux get all`` order.
@@ -146,7 +147,9 @@ def _html_table(rows: Sequence[Sequence[str]], headers: Sequence[str] = HEADERS)
     for r in rows:
         cells = []
         for i, c in enumerate(r):
-            style = "padding:2px 8px"
+            # Short columns stay on one line; the message wraps anywhere (never off-screen).
+            style = ("padding:2px 8px;line-height:1.3;" + ("overflow-wrap:anywhere" if headers[i] == "MESSAGE"
+                                                            else "white-space:nowrap"))
             if headers[i] == "READY":
                 style += f";color:{colour.get(c, 'inherit')};font-weight:bold"
             cells.append(f"<td style='{style}'>{html.escape(str(c))}</td>")
@@ -312,3 +315,12 @@ def watch_until_ready(kinds: Sequence[str] = ("Kustomization",), timeout: float 
         print(text_table(status_rows(objs)))
     print(f"✔ all {len(objs)} {' and '.join(kinds)} objects are Ready")
     return objs
+
+
+def dashboard(settings: Settings | None = None, *, live: bool | None = None,
+              auto_refresh: float | None = None) -> Any:
+    """The Flux dashboard (controllers, objects, needs attention, graph, revisions, events,
+    history, action buttons); see :func:`homekube_lab.dashboard.dashboard`."""
+    from .dashboard import dashboard as _dashboard
+
+    return _dashboard(settings, live=live, auto_refresh=auto_refresh)

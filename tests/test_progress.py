@@ -62,7 +62,7 @@ def test_the_index_page_lists_lessons_with_their_status(tmp_path: Path) -> None:
     assert "| 00 | [preflight](00-preflight.ipynb) | ✅ completed |" in page
     assert "| 01 | [bootstrap](01-bootstrap.ipynb) | — not yet |" in page
     argv, _env = lab.lab_command(s)
-    assert f"--ServerApp.default_url=/lab/tree/{lab.INDEX_NAME}" in argv
+    assert f"--LabApp.default_url=/lab/tree/{lab.INDEX_NAME}" in argv
 
 
 def test_a_failed_bootstrap_never_shows_the_git_password(tmp_path: Path,
