@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from . import gitops, kube
+from .embedded.lock import holding
 from .errors import LabError
 from .settings import Settings, get_settings
 from .settings import use as settings_use
@@ -151,6 +152,7 @@ def lesson_time() -> str:
     return f"This lesson took {int(seconds // 60)} min {int(seconds % 60)} s on this machine."
 
 
+@holding("up")
 def up(settings: Settings | None = None, progress: Progress = print, *,
        fresh: bool = False) -> Any:
     """The one "get me a lab" step, used by the CLI, JupyterLab, the lessons and the tests.
@@ -207,6 +209,7 @@ class ResetResult:
         return f"reset to lesson {self.to} in {self.seconds:.0f}s: {'; '.join(self.steps)}\n{saved}"
 
 
+@holding("reset")
 def reset(to: str, settings: Settings | None = None, progress: Progress = print) -> ResetResult:
     """Put the embedded cluster and your repository where they would be right before
     lesson ``to`` — as if lessons 00..to-1 had just been completed — by replaying those

@@ -1,0 +1,157 @@
+"""Concurrency and interruption: one ``up`` at a time per state dir (an fcntl lock), and an
+``up`` stopped by Ctrl-C or SIGKILL leaves nothing that ``status``/``down`` cannot see.
+
+The unit tests need no cluster; the cluster tests run real ``homekube-lab`` processes,
+as two shells would, in their own state dirs (each case bounded by a timeout).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from homekube_lab.embedded import lock, processes
+from homekube_lab.settings import Settings
+
+from conftest import _tools_ready
+
+CLI = [sys.executable, "-m", "homekube_lab.cli"]
+
+
+def _env(state: Path) -> dict[str, str]:
+    return {**os.environ, "HOMEKUBE_STATE_DIR": str(state), "PYTHONUNBUFFERED": "1"}
+
+
+def cli(state: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], env=_env(state), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def _needs_tools() -> None:
+    missing = _tools_ready()
+    if missing:
+        pytest.skip(f"pinned tools not installed: run `homekube-lab tools install` ({missing[:80]})")
+
+
+# --------------------------------------------------------------------------- the lock itself
+
+
+def test_lock_is_exclusive_names_the_holder_and_is_reentrant(tmp_path: Path) -> None:
+    s = Settings.from_env({"HOMEKUBE_STATE_DIR": str(tmp_path)})
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from homekube_lab.embedded import lock; "
+         "from homekube_lab.settings import Settings; "
+         f"s = Settings.from_env({{'HOMEKUBE_STATE_DIR': {str(tmp_path)!r}}}); "
+         "cm = lock.held(s, 'up'); cm.__enter__(); print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout and holder.stdout.readline().strip() == "held"
+        with pytest.raises(lock.LabBusy) as err:
+            with lock.held(s, "down"):
+                pass
+        assert f"pid {holder.pid}" in str(err.value)
+        assert "cannot down" in str(err.value) and err.value.next_step
+    finally:
+        holder.send_signal(signal.SIGKILL)  # a crash: the kernel releases the lock
+        holder.wait(10)
+    with lock.held(s, "up"):
+        with lock.held(s, "down"):  # re-entrant in one process (up --fresh runs down)
+            assert lock.holder(s)["pid"] == os.getpid()
+    with lock.held(s, "up"):  # released after the outer block
+        pass
+    assert oct(lock.lock_path(s).stat().st_mode & 0o777) == "0o600"
+
+
+# --------------------------------------------------------------------------- real processes
+
+
+@pytest.mark.cluster
+def test_two_concurrent_ups_make_one_cluster_and_the_loser_is_told(tmp_path: Path) -> None:
+    _needs_tools()
+    state = tmp_path / "state"
+    procs = [subprocess.Popen([*CLI, "up"], env=_env(state), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        outs = [p.communicate(timeout=300) for p in procs]
+        codes = sorted(p.returncode for p in procs)
+        assert codes == [0, 2], (codes, outs)
+        winner, loser = (0, 1) if procs[0].returncode == 0 else (1, 0)
+        err = outs[loser][1]
+        assert "another homekube-lab command is already working on this state dir" in err
+        assert f"pid {procs[winner].pid}" in err and "next:" in err
+        assert "Traceback" not in err + outs[winner][1]
+        settings = Settings.from_env(_env(state))
+        etcds = [p for p in processes.leftovers(settings.state_dir) if p.name() == "etcd"]
+        assert len(etcds) == 1, "two `up` must start one cluster, not two"
+        st = cli(state, "status", "--json")
+        assert st.returncode == 0, st.stdout + st.stderr
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        down = cli(state, "down")
+    assert down.returncode == 0, down.stderr
+    assert processes.leftovers(state) == []
+
+
+def _interrupt_up(state: Path, sig: signal.Signals, after: str) -> tuple[int, str]:
+    """Start `homekube-lab up`, send ``sig`` once its output shows ``after``."""
+    proc = subprocess.Popen([*CLI, "up"], env=_env(state), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    seen = []
+    deadline = time.monotonic() + 240
+    try:
+        assert proc.stdout
+        for line in proc.stdout:
+            seen.append(line)
+            if after in line:
+                proc.send_signal(sig)
+                break
+            assert time.monotonic() < deadline, "".join(seen)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, "".join(seen) + (rest or "")
+
+
+def _all_visible(state: Path) -> None:
+    """Every process of the lab is a component `status` lists, or a child of one."""
+    st = cli(state, "status", "--json")
+    visible = {r["pid"] for r in json.loads(st.stdout or "[]") if r["pid"]}
+    ours = {p.pid for p in processes.leftovers(state)}
+    tops = {pid for pid in ours if psutil.Process(pid).ppid() not in ours}
+    assert tops <= visible, f"running but not in status: {tops - visible}"
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "sigkill"])
+def test_interrupted_up_leaves_nothing_unseen_and_the_next_up_works(tmp_path: Path,
+                                                                    sig: signal.Signals) -> None:
+    _needs_tools()
+    state = tmp_path / "state"
+    try:
+        code, out = _interrupt_up(state, sig, "starting kube-controller-manager")
+        assert code in (130, -signal.SIGKILL), out
+        if sig == signal.SIGINT:
+            assert "interrupted" in out and "Traceback" not in out
+        if sig == signal.SIGINT:  # Ctrl-C waits for the pid file: status sees all it started
+            _all_visible(state)
+        again = cli(state, "up")  # the lock was released with the process
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "Traceback" not in again.stdout + again.stderr
+        assert cli(state, "status").returncode == 0
+        _all_visible(state)  # SIGKILL between start and pid file: `up` stops the stray
+    finally:
+        down = cli(state, "down")
+    assert down.returncode == 0, down.stderr
+    assert processes.leftovers(state) == []
