@@ -415,7 +415,7 @@ def up(settings: Settings | None = None, progress: Progress = print, *, fresh: b
     started: list[str] = []
     for name in COMPONENTS:
         if processes.running(name, settings.run_dir):
-            if stack.healthy(name)[0]:
+            if stack.healthy(name)[0] or (started and _recovers(stack, name, _RECOVER_GRACE)):
                 continue
             progress(f"{name} is running but not healthy: restarting it")
             processes.stop(name, settings.run_dir)
@@ -439,6 +439,22 @@ def up(settings: Settings | None = None, progress: Progress = print, *, fresh: b
 #: What a cluster needs on disk to start: etcd preallocates a 64 MiB WAL segment, and
 #: Flux's artifacts and the logs grow from there.
 MIN_FREE_BYTES = 256 * 1024 * 1024
+
+
+#: A running component whose dependency was just restarted (kube-apiserver after etcd)
+#: usually heals on its own within seconds: give it this long before restarting it.
+_RECOVER_GRACE = 20.0
+
+
+def _recovers(stack: _Stack, name: str, grace: float) -> bool:
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not processes.running(name, stack.s.run_dir):
+            return False
+        if stack.healthy(name)[0]:
+            return True
+        time.sleep(0.5)
+    return False
 
 
 def _require_space(settings: Settings) -> None:
