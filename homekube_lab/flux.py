@@ -346,9 +346,16 @@ def request_reconcile(kind: str, name: str, namespace: str = NAMESPACE,
     """
     k = kind_of(kind)
     token = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    kube.custom(settings).patch_namespaced_custom_object(
-        k.group, k.version, namespace, k.plural, name,
-        {"metadata": {"annotations": {REQUESTED_AT: token}}})
+    try:
+        kube.custom(settings).patch_namespaced_custom_object(
+            k.group, k.version, namespace, k.plural, name,
+            {"metadata": {"annotations": {REQUESTED_AT: token}}})
+    except Exception as err:  # noqa: BLE001 - ApiException: name the object, not the HTTP call
+        if getattr(err, "status", None) == 404:
+            raise LabError(f"there is no {k.kind} {namespace}/{name} to reconcile",
+                           next_step=f"run `flux get {' '.join(k.cli)} -A` to see the names "
+                           "(they are case-sensitive), then call it again") from None
+        raise
     return token
 
 

@@ -201,3 +201,29 @@ def test_sigkill_everything_at_once_then_up_recovers_the_same_state(faults: Faul
     FIGURES.append({"component": "everything at once", "by": "homekube-lab up",
                     "recover": round(recovered, 2), "converge": round(converged, 2)})
 
+
+
+def test_no_secret_in_logs_records_or_status(faults: Faults) -> None:
+    """After all that (bootstrap, pushes, crashes, restarts): the Git password and the
+    private keys appear in no log, no run/ record and not in `status --json`."""
+    import subprocess
+    import sys
+
+    from homekube_lab import state
+
+    s = faults.s
+    secrets = {"git password": state.git_credentials(s).password}
+    for key in s.pki_dir.glob("*.key"):
+        body = "".join(ln for ln in key.read_text().splitlines() if "-----" not in ln)
+        secrets[key.name] = body[:40]  # a distinctive piece of the key material
+    status = subprocess.run([sys.executable, "-m", "homekube_lab.cli", "status", "--json"],
+                            env={**os.environ, "HOMEKUBE_STATE_DIR": str(s.state_dir)},
+                            capture_output=True, text=True, timeout=60)
+    places = {"status --json": status.stdout + status.stderr}
+    for f in [*s.log_dir.rglob("*"), *s.run_dir.glob("*")]:
+        if f.is_file():
+            places[str(f.relative_to(s.state_dir))] = f.read_text(errors="replace")
+    leaks = [(what, where) for what, secret in secrets.items() for where, text in places.items()
+             if secret and secret in text]
+    assert len(places) > 10
+    assert not leaks, f"secrets found: {leaks}"

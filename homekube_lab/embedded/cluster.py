@@ -381,7 +381,8 @@ def up(settings: Settings | None = None, progress: Progress = print, *, fresh: b
     stack = _Stack(settings)
     stray = processes.unrecorded(settings.state_dir, settings.run_dir, COMPONENTS)
     if stray:
-        progress(f"stopping {len(stray)} unrecorded process(es) of an interrupted start: "
+        progress(f"stopping {len(stray)} process(es) no running component accounts for (left by "
+                 "a crashed component or an interrupted start): "
                  f"{', '.join(f'{p.name()} ({p.pid})' for p in stray)}")
         processes.kill_all(stray)
     _repair_record(stack, progress)
