@@ -15,7 +15,7 @@ Layers (imports point down only; ``tests/test_layers.py`` enforces it):
     kube flux graph gitops helm diff drift stopwatch notify    concepts a learner can name
     audit remediation checks
     embedded/                 the local cluster: PKI, processes, Flux runner, Git + Helm server,
-                              event sink
+                              event sink, the state dir's lock (one up/down/reset at a time)
     toolchain/                pinned binaries: pins, wrapper Go modules, builds, version checks
     _cmd errors settings state _poll _pointer yamledit    one runner, one error tree, one
                               settings object, the state dir's files, one poller, one YAML editor

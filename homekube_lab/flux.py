@@ -409,12 +409,23 @@ def wait_idle(kind: str, name: str, namespace: str = NAMESPACE, *,
 
 def suspend(kind: str, name: str, namespace: str = NAMESPACE, settings: Settings | None = None) -> None:
     """``flux suspend``: the controller stops reconciling this object (drift stays)."""
+    _require(kind, name, namespace, settings, "suspend")
     flux_cli("suspend", *kind_of(kind).cli, name, "-n", namespace, settings=settings, timeout=60)
 
 
 def resume(kind: str, name: str, namespace: str = NAMESPACE, settings: Settings | None = None) -> None:
     """``flux resume``: reconcile again, starting with one reconcile right away (waits for it)."""
+    _require(kind, name, namespace, settings, "resume")
     flux_cli("resume", *kind_of(kind).cli, name, "-n", namespace, settings=settings, timeout=300)
+
+
+def _require(kind: str, name: str, namespace: str, settings: Settings | None, verb: str) -> None:
+    """`flux suspend`/`resume` of a missing object exit 0 having done nothing: say so."""
+    k = kind_of(kind)
+    if get(k.kind, name, namespace, settings) is None:
+        raise LabError(f"there is no {k.kind} {namespace}/{name} to {verb}",
+                       next_step=f"run `flux get {' '.join(k.cli)} -A` to see the names "
+                       "(they are case-sensitive), then call it again")
 
 
 # --------------------------------------------------------------------------- syncing & explaining

@@ -155,3 +155,77 @@ def test_interrupted_up_leaves_nothing_unseen_and_the_next_up_works(tmp_path: Pa
         down = cli(state, "down")
     assert down.returncode == 0, down.stderr
     assert processes.leftovers(state) == []
+
+
+# --------------------------------------------------------------------------- racing pushes
+
+
+def test_two_pushes_racing_keep_both_commits_or_refuse_one_never_corrupt(tmp_path: Path) -> None:
+    """Two clones push to the lab's Git server (real `git http-backend`) at the same moment,
+    ten times: each time one push lands and the other is refused as non-fast-forward (no
+    silent loss); the refused side rebases and pushes, so both commits are kept; the bare
+    repository passes `git fsck --strict` throughout."""
+    import threading
+
+    from homekube_lab._cmd import run
+    from homekube_lab.embedded import gitserver
+
+    root, charts = tmp_path / "git", tmp_path / "charts"
+    charts.mkdir()
+    (charts / "index.yaml").write_text("apiVersion: v1\nentries: {}\n")
+    bare = root / "homekube.git"
+    gitserver.init_bare(bare)
+    gitserver.write_credentials(tmp_path / "secret" / "cred.json", "homekube", "race-pw")
+    srv = gitserver.make_server(root, charts, 0, tmp_path / "secret" / "cred.json", log=None)
+    threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True).start()
+    url = f"http://homekube:race-pw@127.0.0.1:{srv.port}/homekube.git"
+    env = {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1"}
+
+    def git(*args: str, cwd: Path, check: bool = True):  # type: ignore[no-untyped-def]
+        return run(["git", "-c", "credential.helper=", "-c", "user.name=t", "-c",
+                    "user.email=t@x", *args], cwd=cwd, env=env, check=check, timeout=60)
+
+    try:
+        seed = tmp_path / "seed"
+        run(["git", "init", "-q", "-b", "main", str(seed)], env=env)
+        (seed / "README").write_text("race\n")
+        git("add", "-A", cwd=seed)
+        git("commit", "-qm", "seed", cwd=seed)
+        git("push", "-q", url, "HEAD:refs/heads/main", cwd=seed)
+        clones = []
+        for name in ("a", "b"):
+            run(["git", "clone", "-q", url, str(tmp_path / name)], env=env, timeout=60)
+            clones.append(tmp_path / name)
+        for round_ in range(10):
+            for c in clones:
+                git("pull", "-q", "--rebase", "origin", "main", cwd=c)
+                (c / f"{c.name}-{round_}.txt").write_text(f"{c.name} {round_}\n")
+                git("add", "-A", cwd=c)
+                git("commit", "-qm", f"{c.name} {round_}", cwd=c)
+            results: dict[int, object] = {}
+            go = threading.Barrier(2)
+
+            def push(i: int) -> None:
+                go.wait()
+                results[i] = git("push", "origin", "HEAD:main", cwd=clones[i], check=False)
+
+            threads = [threading.Thread(target=push, args=(i,)) for i in range(2)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(90)
+            ok = [i for i, r in results.items() if r.ok]  # type: ignore[attr-defined]
+            assert len(ok) >= 1, "one of two racing pushes must land"
+            for i, r in results.items():
+                if not r.ok:  # type: ignore[attr-defined]
+                    assert "rejected" in r.stderr or "fetch first" in r.stderr, r.stderr  # type: ignore[attr-defined]
+                    git("pull", "-q", "--rebase", "origin", "main", cwd=clones[i])
+                    git("push", "-q", "origin", "HEAD:main", cwd=clones[i])
+            fsck = run(["git", "fsck", "--strict", "--no-progress"], cwd=bare, check=False)
+            assert fsck.ok, fsck.stderr
+        log = run(["git", "log", "--format=%s", "main"], cwd=bare).stdout.split("\n")
+        for round_ in range(10):
+            assert f"a {round_}" in log and f"b {round_}" in log, f"round {round_} lost a commit"
+    finally:
+        srv.shutdown()
+        srv.server_close()
