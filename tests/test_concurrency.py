@@ -229,3 +229,27 @@ def test_two_pushes_racing_keep_both_commits_or_refuse_one_never_corrupt(tmp_pat
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_ctrl_c_during_a_lessons_wait_leaves_no_command_running(tmp_path: Path) -> None:
+    """A lesson's wait runs a command (`flux reconcile …`, `kubectl …`) through `_cmd.run`;
+    an interrupt sent to the kernel process alone still stops that command."""
+    marker = tmp_path / "started"
+    code = ("import sys; from homekube_lab._cmd import run; "
+            f"open({str(marker)!r}, 'w').close(); "
+            "run(['sleep', '97'], timeout=120)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not [c for c in psutil.Process(proc.pid).children() if c.name() == "sleep"]:
+            assert time.monotonic() < deadline and proc.poll() is None, "the command never started"
+            time.sleep(0.05)
+        child = next(c for c in psutil.Process(proc.pid).children() if c.name() == "sleep")
+        proc.send_signal(signal.SIGINT)  # to the process only, not its group
+        proc.wait(30)
+        assert "KeyboardInterrupt" in (proc.stderr.read() if proc.stderr else "")
+        child.wait(10)
+        assert not child.is_running()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
