@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from . import gitops, kube
-from .embedded.lock import holding
+from .embedded.lock import held, holding
 from .errors import LabError
 from .settings import Settings, get_settings
 from .settings import use as settings_use
@@ -209,14 +209,11 @@ class ResetResult:
         return f"reset to lesson {self.to} in {self.seconds:.0f}s: {'; '.join(self.steps)}\n{saved}"
 
 
-@holding("reset")
 def reset(to: str, settings: Settings | None = None, progress: Progress = print) -> ResetResult:
     """Put the embedded cluster and your repository where they would be right before
     lesson ``to`` — as if lessons 00..to-1 had just been completed — by replaying those
     lessons' set-up steps on a fresh cluster. Your commits are saved first as a backup ref
     (pushed to the lab's Git server), never lost. ``homekube-lab reset --to NN``."""
-    from . import checks, flux, state
-
     settings = settings or get_settings()
     to = to.zfill(2)
     if to not in RESET_POINTS:
@@ -227,6 +224,13 @@ def reset(to: str, settings: Settings | None = None, progress: Progress = print)
                        "what you did not create with this lab",
                        next_step="use `homekube-lab check NN` to see what a lesson needs, and "
                        "`flux uninstall` + a new repository to start over by hand")
+    with held(settings, "reset"):  # one up/down/reset at a time in a state dir
+        return _reset(to, settings, progress)
+
+
+def _reset(to: str, settings: Settings, progress: Progress) -> ResetResult:
+    from . import checks, flux, state
+
     start = time.monotonic()
     steps: list[str] = []
     repo = gitops.LearnerRepo(settings)

@@ -48,24 +48,6 @@ data:
   greeting: hello
 """
 
-#: A HelmRelease whose values are a string, not a map: the HelmRelease CRD's schema refuses
-#: it at kustomize-controller's dry-run, so nothing reaches helm-controller.
-BAD_HR_VALUES = """\
-apiVersion: helm.toolkit.fluxcd.io/v2
-kind: HelmRelease
-metadata:
-  name: broken-release
-  namespace: homekube-apps
-spec:
-  interval: 1m
-  chart:
-    spec:
-      chart: hello-web
-      version: "0.1.x"
-      sourceRef: {kind: HelmRepository, name: homekube-charts, namespace: flux-system}
-  values: "replicaCount: 2"
-"""
-
 
 @pytest.fixture(scope="module")
 def flux_ready(lab_settings: Settings, cluster: object) -> gitops.LearnerRepo:
@@ -100,8 +82,7 @@ def _revert_and_recover(repo: gitops.LearnerRepo, sha: str, settings: Settings) 
 @pytest.mark.parametrize(("filename", "text", "flux_says"), [
     ("broken-web.yaml", BAD_FIELD, ".spec.replicas: expected numeric"),
     ("broken-config.yaml", BAD_YAML, "mapping values are not allowed"),
-    ("broken-release.yaml", BAD_HR_VALUES, "spec.values"),
-], ids=["invalid-field", "invalid-yaml", "invalid-helmrelease-values"])
+], ids=["invalid-field", "invalid-yaml"])
 def test_broken_manifest_is_explained_and_revert_recovers(
         flux_ready: gitops.LearnerRepo, lab_settings: Settings,
         filename: str, text: str, flux_says: str) -> None:

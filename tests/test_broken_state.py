@@ -19,13 +19,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import _tools_ready
 
 from homekube_lab import kube
 from homekube_lab.embedded import processes
 from homekube_lab.embedded.cluster import MIN_FREE_BYTES
 from homekube_lab.settings import Settings
-
-from conftest import _tools_ready
 
 pytestmark = pytest.mark.cluster
 CLI = [sys.executable, "-m", "homekube_lab.cli"]

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import _tools_ready
 
 from homekube_lab.embedded import lock, processes
 from homekube_lab.settings import Settings
-
-from conftest import _tools_ready
 
 CLI = [sys.executable, "-m", "homekube_lab.cli"]
 
@@ -205,11 +204,11 @@ def test_two_pushes_racing_keep_both_commits_or_refuse_one_never_corrupt(tmp_pat
             results: dict[int, object] = {}
             go = threading.Barrier(2)
 
-            def push(i: int) -> None:
+            def push(i: int, go: threading.Barrier, results: dict[int, object]) -> None:
                 go.wait()
                 results[i] = git("push", "origin", "HEAD:main", cwd=clones[i], check=False)
 
-            threads = [threading.Thread(target=push, args=(i,)) for i in range(2)]
+            threads = [threading.Thread(target=push, args=(i, go, results)) for i in range(2)]
             for t in threads:
                 t.start()
             for t in threads:

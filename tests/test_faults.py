@@ -21,6 +21,7 @@ from collections.abc import Iterator
 
 import psutil
 import pytest
+from conftest import ARTIFACTS, embedded_cluster
 
 from homekube_lab import flux, gitops, kube, lab
 from homekube_lab._cmd import run
@@ -28,8 +29,6 @@ from homekube_lab.embedded import cluster as embedded
 from homekube_lab.embedded import processes
 from homekube_lab.settings import Settings
 from homekube_lab.toolchain.pins import FLUX_CONTROLLERS
-
-from conftest import ARTIFACTS, embedded_cluster
 
 pytestmark = pytest.mark.cluster
 

@@ -28,6 +28,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -571,9 +572,16 @@ def status(settings: Settings | None = None) -> list[ComponentStatus]:
                "kube-controller-manager": "kube-controller-manager",
                "kube-scheduler": "kube-scheduler", "git-server": "git-server",
                "event-sink": "event-sink"}
+    pids = {name: processes.running(name, settings.run_dir) for name in COMPONENTS}
+    # Every health check at once: a busy API server (a big apply) answers each one slowly,
+    # and `status` must stay quick to type even then.
+    with ThreadPoolExecutor(len(COMPONENTS)) as pool:
+        health = dict(zip(COMPONENTS, pool.map(
+            lambda n: stack.healthy(n) if pids[n] else (False, "not running"), COMPONENTS),
+            strict=True))
     for name in COMPONENTS:
-        pid = processes.running(name, settings.run_dir)
-        ok, detail = stack.healthy(name) if pid else (False, "not running")
+        pid = pids[name]
+        ok, detail = health[name]
         rows.append(ComponentStatus(name, pid, stack.ports.get(port_of.get(name, "")) or None, ok,
                                     str(stack.log(name)), detail))
     runner = _read_json(settings.run_dir / "flux-runner.json")
