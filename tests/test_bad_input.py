@@ -7,7 +7,9 @@ embedded cluster with Flux bootstrapped (and its ``echo`` Deployment applied).
 
 Not errors, by contract: ``flux.get`` of a missing object is None, ``helm.history`` of a
 release that does not exist is [], a YAML document with neither ``apiVersion`` nor ``kind``
-is accepted by ``repo.write`` (a kustomize patch looks like that).
+is accepted by ``repo.write`` (a kustomize patch looks like that). A HelmRelease whose
+``values`` are not a mapping is refused before it is written: the CRD accepts it and
+helm-controller silently ignores it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from homekube_lab import diff, drift, flux, gitops, kube, lab, stopwatch
+from homekube_lab import diff, drift, flux, gitops, kube, lab, stopwatch, template
 from homekube_lab.errors import LabError
 from homekube_lab.settings import Settings
 
@@ -63,6 +65,9 @@ OFFLINE: dict[str, Callable[[Settings], Any]] = {
     "lab.use negative timeout": lambda s: lab.use(timeout=-5),
     "lab.reset no such point": lambda s: lab.reset("99", s),
     "lab.lessons no such lesson": lambda s: lab.lessons(["42"]),
+    "a HelmRelease whose values are a string": lambda s: template.validate_manifest_text(
+        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: x}\n"
+        "spec:\n  values: 'replicaCount: 2'\n", "clusters/apps/local/x.yaml"),
     "stopwatch.measure unknown measurement": lambda s: stopwatch.measure("gadget", forced=True, settings=s),
 }
 

@@ -252,3 +252,51 @@ def test_ctrl_c_during_a_lessons_wait_leaves_no_command_running(tmp_path: Path) 
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_ctrl_c_during_tools_install_leaves_no_build_and_nothing_half_installed(
+        tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the command's process group, as a terminal sends it) while `tools
+    install` builds into an empty tools dir: exit 130 with the next step, no `go` process
+    left, no half-built binary in the cache, and `tools list` then says what to run."""
+    import shutil
+
+    if shutil.which("go") is None:
+        pytest.skip("no Go toolchain: `tools install` cannot build here")
+    tools = tmp_path / "tools"
+    env = {**os.environ, "HOMEKUBE_STATE_DIR": str(tmp_path / "state"),
+           "HOMEKUBE_TOOLS_DIR": str(tools), "PYTHONUNBUFFERED": "1",
+           "PATH": "/usr/local/go/bin:/usr/bin:/bin"}
+    proc = subprocess.Popen([*CLI, "tools", "install"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    out: list[str] = []
+    try:
+        assert proc.stdout
+        deadline = time.monotonic() + 120
+        for line in proc.stdout:
+            out.append(line)
+            if "building" in line or "downloading" in line:
+                time.sleep(2)  # let `go` get going
+                break
+            assert time.monotonic() < deadline, "".join(out)
+        os.killpg(proc.pid, signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+        out.append(rest or "")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    text = "".join(out)
+    assert proc.returncode == 130, text
+    assert "interrupted" in text and "Traceback" not in text, text
+    deadline = time.monotonic() + 30
+    while any(p.info["environ"] and p.info["environ"].get("HOMEKUBE_TOOLS_DIR") == str(tools)
+              for p in psutil.process_iter(["environ"])):
+        assert time.monotonic() < deadline, "a build process outlived the Ctrl-C"
+        time.sleep(0.5)
+    installed = [p for p in tools.rglob("*") if p.is_file() and ".tmp" not in p.parts
+                 and os.access(p, os.X_OK)]
+    assert installed == [], f"half-installed: {installed}"
+    listed = subprocess.run([*CLI, "tools", "list"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert listed.returncode == 1 and "homekube-lab tools install" in listed.stderr
+    assert "Traceback" not in listed.stdout + listed.stderr
