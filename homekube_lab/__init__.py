@@ -20,7 +20,8 @@ Layers (imports point down only; ``tests/test_layers.py`` enforces it):
                               ``gitops.LearnerRepo``; checks/: one module per part of the course)
     charts existing           where the charts come from; your own cluster (preflight, Git remote)
     embedded/                 the local cluster: PKI, processes, Flux runner, Git + Helm server,
-                              event sink, cold snapshots for ``reset --to NN``
+                              event sink, cold snapshots for ``reset --to NN``, the state dir's
+                              lock (one up/down/reset at a time)
     toolchain/                pinned binaries: pins, wrapper Go modules, builds, version checks
     _cmd errors settings state _poll _pointer yamledit    one runner, one error tree, one
                               settings object, the state dir's files, one poller, one YAML editor

@@ -130,6 +130,11 @@ def run(
             timer.start()
         try:
             proc.wait()
+        except BaseException:
+            # Ctrl-C (a notebook's interrupt, or SIGINT to this process alone): the command
+            # must not outlive the wait that started it.
+            _expire(proc, threading.Event())
+            raise
         finally:
             if timer is not None:
                 timer.cancel()

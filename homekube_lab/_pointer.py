@@ -11,6 +11,8 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .errors import LabError
+
 
 class _Absent:
     """The value of a field that is not there (distinct from a JSON ``null``)."""
@@ -35,6 +37,10 @@ class _Absent:
 ABSENT: Any = _Absent()
 
 
+class PointerInvalid(LabError, ValueError):
+    """A JSON pointer that is not one (``spec.replicas`` instead of ``/spec/replicas``)."""
+
+
 def escape_pointer(token: str) -> str:
     """One JSON pointer token (RFC 6901): ``~`` → ``~0``, ``/`` → ``~1``."""
     return str(token).replace("~", "~0").replace("/", "~1")
@@ -44,7 +50,8 @@ def split_pointer(path: str) -> list[str]:
     if path in ("", "/"):
         return []
     if not path.startswith("/"):
-        raise ValueError(f"not a JSON pointer: {path!r} (it must start with /)")
+        raise PointerInvalid(f"not a JSON pointer: {path!r} (it must start with /)",
+                             next_step=f"write it as a path, e.g. {'/' + path.replace('.', '/')!r}")
     return [t.replace("~1", "/").replace("~0", "~") for t in path[1:].split("/")]
 
 

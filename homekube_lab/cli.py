@@ -244,6 +244,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _os_error_text(err: OSError) -> str:
+    """A file-system error as one message with the next step (never a traceback)."""
+    import errno
+
+    where = f" ({err.filename})" if err.filename else ""
+    state_dir = get_settings().state_dir
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"no space left on the disk{where}\n  next: free some space on the file system "
+                f"of {state_dir} (`df -h {state_dir}`), then run the command again; nothing "
+                "was deleted")
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (f"not allowed to write{where}: {err.strerror}\n  next: make {state_dir} "
+                "writable by you, or point HOMEKUBE_STATE_DIR at a directory that is")
+    return (f"{err.strerror or err}{where}\n  next: check that path, then run the command "
+            "again (`homekube-lab status` shows the cluster)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Flags win over the environment, and reach notebook kernels and subprocesses through it.
@@ -255,8 +272,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LabError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        print(f"error: {_os_error_text(err)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted: whatever it had started keeps running and `homekube-lab status` "
+              "lists it;\n  next: run the command again (`homekube-lab up` finishes a start), "
+              "or `homekube-lab down` to stop everything", file=sys.stderr)
         return 130
 
 

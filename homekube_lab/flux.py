@@ -354,9 +354,16 @@ def request_reconcile(kind: str, name: str, namespace: str = NAMESPACE,
     """
     k = kind_of(kind)
     token = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    kube.custom(settings).patch_namespaced_custom_object(
-        k.group, k.version, namespace, k.plural, name,
-        {"metadata": {"annotations": {REQUESTED_AT: token}}})
+    try:
+        kube.custom(settings).patch_namespaced_custom_object(
+            k.group, k.version, namespace, k.plural, name,
+            {"metadata": {"annotations": {REQUESTED_AT: token}}})
+    except Exception as err:  # noqa: BLE001 - ApiException: name the object, not the HTTP call
+        if getattr(err, "status", None) == 404:
+            raise LabError(f"there is no {k.kind} {namespace}/{name} to reconcile",
+                           next_step=f"run `flux get {' '.join(k.cli)} -A` to see the names "
+                           "(they are case-sensitive), then call it again") from None
+        raise
     return token
 
 
@@ -410,12 +417,23 @@ def wait_idle(kind: str, name: str, namespace: str = NAMESPACE, *,
 
 def suspend(kind: str, name: str, namespace: str = NAMESPACE, settings: Settings | None = None) -> None:
     """``flux suspend``: the controller stops reconciling this object (drift stays)."""
+    _require(kind, name, namespace, settings, "suspend")
     flux_cli("suspend", *kind_of(kind).cli, name, "-n", namespace, settings=settings, timeout=60)
 
 
 def resume(kind: str, name: str, namespace: str = NAMESPACE, settings: Settings | None = None) -> None:
     """``flux resume``: reconcile again, starting with one reconcile right away (waits for it)."""
+    _require(kind, name, namespace, settings, "resume")
     flux_cli("resume", *kind_of(kind).cli, name, "-n", namespace, settings=settings, timeout=300)
+
+
+def _require(kind: str, name: str, namespace: str, settings: Settings | None, verb: str) -> None:
+    """`flux suspend`/`resume` of a missing object exit 0 having done nothing: say so."""
+    k = kind_of(kind)
+    if get(k.kind, name, namespace, settings) is None:
+        raise LabError(f"there is no {k.kind} {namespace}/{name} to {verb}",
+                       next_step=f"run `flux get {' '.join(k.cli)} -A` to see the names "
+                       "(they are case-sensitive), then call it again")
 
 
 # --------------------------------------------------------------------------- syncing

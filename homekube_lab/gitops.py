@@ -304,6 +304,10 @@ class LearnerRepo(GitClone):
         :class:`LabError` naming it, unless ``must_exist=False`` (then it is added);
         :data:`ABSENT` removes it. ``repo.diff()`` shows the change."""
         rel = self._resolve(relpath).relative_to(self.path.resolve()).as_posix()
+        if not (self.path / rel).is_file():
+            raise GitError(f"{rel} does not exist in your repository",
+                           next_step=f"check the name with `repo.files('{rel.rsplit('/', 1)[0]}')`, "
+                           "or `repo.write(...)` it first")
         return self._edit(rel, 0 if not (self.path / rel).read_text().startswith("---") else 1,
                           key, value, must_exist)
 

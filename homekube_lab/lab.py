@@ -44,6 +44,7 @@ from .copies import (  # noqa: F401 (re-exported)
     notebooks_dir,
     write_index,
 )
+from .embedded.lock import holding
 from .errors import LabError
 from .progress import RESET_POINTS, ResetResult, check, finish, progress_text, reset, snapshot_point  # noqa: F401 (re-exported)
 from .settings import Settings, get_settings
@@ -129,6 +130,7 @@ def lesson_time() -> str:
     return f"This lesson took {int(seconds // 60)} min {int(seconds % 60)} s on this machine."
 
 
+@holding("up")
 def up(settings: Settings | None = None, progress: Progress = print, *,
        fresh: bool = False) -> Any:
     """The one "get me a lab" step, used by the CLI, JupyterLab, the lessons and the tests.

@@ -17,6 +17,7 @@ from typing import Any
 
 from . import gitops
 from .copies import write_index
+from .embedded.lock import held
 from .errors import LabError
 from .settings import Settings, get_settings
 
@@ -80,16 +81,17 @@ def reset(to: str, settings: Settings | None = None, progress: Progress = print)
                        "what you did not create with this lab",
                        next_step="use `homekube-lab check NN` to see what a lesson needs, and "
                        "`flux uninstall` + a new repository to start over by hand")
-    start = time.monotonic()
-    point = snapshot_point(to)
-    snap = snapshot.find(settings, point) if point else None
-    if snap:
-        backup, steps = _restore(snap, settings, progress)
-    else:
-        backup, steps = _replay(to, settings, progress)
-        if point:
-            _take_snapshot(point, settings, progress)
-            steps.append("snapshot taken for next time")
+    with held(settings, "reset"):  # one up/down/reset at a time in a state dir
+        start = time.monotonic()
+        point = snapshot_point(to)
+        snap = snapshot.find(settings, point) if point else None
+        if snap:
+            backup, steps = _restore(snap, settings, progress)
+        else:
+            backup, steps = _replay(to, settings, progress)
+            if point:
+                _take_snapshot(point, settings, progress)
+                steps.append("snapshot taken for next time")
     state.forget_progress(settings, to)
     for done in (n for n in checks.LESSONS if n < to):
         state.record_progress(settings, done, "reset")

@@ -66,6 +66,10 @@ class Settings:
                 f"HOMEKUBE_MODE={self.mode!r} is not a mode homekube-lab knows",
                 next_step=f"set HOMEKUBE_MODE to one of {', '.join(MODES)}",
             )
+        t = self.timeout
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < float("inf"):
+            raise LabError(f"timeout={t!r} is not a number of seconds above 0",
+                           next_step="use a number such as timeout=120 (HOMEKUBE_TIMEOUT=120)")
 
     # Paths inside the state dir -------------------------------------------------
     @property

@@ -67,31 +67,61 @@ class ClusterFile:
     charts_url: str = ""
     advertise_ip: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
+    #: Why the file could not be used ('' when it could, or when there is none):
+    #: "not valid JSON (…)", "holds a list, not an object", …
+    problem: str = ""
 
     @classmethod
     def load(cls, path: Path) -> ClusterFile:
-        """Read ``path``; a missing or unreadable file gives an empty record."""
+        """Read ``path``; a missing or unreadable file gives an empty record (and, when the
+        file exists but cannot be used, says why in ``problem``)."""
+        problem = ""
         try:
             raw = json.loads(Path(path).read_text())
-        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        except FileNotFoundError:
             raw = {}
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raw, problem = {}, f"not valid JSON ({err})"
+        except OSError as err:
+            raw, problem = {}, f"unreadable ({err.strerror})"
         if not isinstance(raw, dict):
-            raw = {}
-        ports = {str(k): int(v) for k, v in (raw.get("ports") or {}).items()
-                 if isinstance(v, int) or str(v).isdigit()}
+            raw, problem = {}, f"holds a {type(raw).__name__}, not an object"
+        try:
+            ports = {str(k): int(v) for k, v in (raw.get("ports") or {}).items()
+                     if isinstance(v, int) or str(v).isdigit()}
+        except AttributeError:
+            ports, problem = {}, "its ports are not an object"
+        if problem:
+            raw, ports = {}, {}
         return cls(Path(path), ports, str(raw.get("git_url", "")), str(raw.get("charts_url", "")),
-                   str(raw.get("advertise_ip", "")), raw)
+                   str(raw.get("advertise_ip", "")), raw, problem)
 
     @property
     def exists(self) -> bool:
         return bool(self.raw)
 
     def save(self) -> None:
-        """Write the record back (typed fields win over ``raw``)."""
+        """Write the record back (typed fields win over ``raw``); atomic, so a crash or a
+        full disk never leaves half a file."""
         self.raw.update(ports=self.ports, git_url=self.git_url, charts_url=self.charts_url,
                         advertise_ip=self.advertise_ip)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(self.raw, indent=2))
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        try:
+            tmp.write_text(json.dumps(self.raw, indent=2))
+            os.replace(tmp, self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        self.problem = ""
+
+    def set_aside(self) -> Path | None:
+        """Move an unusable file to ``cluster.json.broken-<UTC time>`` (kept, never deleted)."""
+        if not self.problem or not self.path.exists():
+            return None
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        dest = self.path.with_name(f"{self.path.name}.broken-{stamp}")
+        os.replace(self.path, dest)
+        return dest
 
 
 def cluster_file(settings: Settings, *, required: bool = False) -> ClusterFile:

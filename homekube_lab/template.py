@@ -167,6 +167,16 @@ def validate_manifest_text(text: str, path: str) -> list[Any]:
             if not isinstance(meta, dict) or not meta.get("name"):
                 raise ManifestInvalid(path, f"{label} ({kind}) has no `metadata.name`",
                                       resource=kind)
+        spec = doc.get("spec")
+        if kind == "HelmRelease" and isinstance(spec, dict) and spec.get("values") is not None \
+                and not isinstance(spec["values"], dict):
+            # The CRD accepts any JSON here and helm-controller drops what is not a map
+            # without a word: the chart's defaults would be installed.
+            raise ManifestInvalid(path, f"{label} (HelmRelease): `spec.values` is a "
+                                  f"{type(spec['values']).__name__}, not a mapping; Flux would "
+                                  "silently install the chart's defaults", resource=kind,
+                                  next_step=f"write the values as keys under `values:` in {path}, "
+                                  "e.g. `values: {replicaCount: 2}`")
     return docs
 
 

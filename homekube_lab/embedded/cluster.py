@@ -28,6 +28,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from .._cmd import run
 from ..errors import ClusterNotRunning, LabError
 from ..settings import Settings, get_settings
 from ..state import write_private
-from . import processes
+from . import lock, processes
 from .pki import PKI, SERVICE_CIDR
 
 Progress = Callable[[str], None]
@@ -116,8 +117,11 @@ def _https_status(url: str, *, ca: Path | None = None, cert: Path | None = None,
     if ca is None:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-    if cert and key:
-        ctx.load_cert_chain(str(cert), str(key))
+    try:
+        if cert and key:
+            ctx.load_cert_chain(str(cert), str(key))
+    except (OSError, ssl.SSLError):
+        return 0
     try:
         with urllib.request.urlopen(url, context=ctx, timeout=timeout) as resp:
             return int(resp.status)
@@ -163,15 +167,21 @@ class _Stack:
         because the learner's repo has it committed (the HelmRepository URL)."""
         return self.s.git_dir / "server-port"
 
-    def allocate_ports(self) -> dict[str, int]:
+    def allocate_ports(self, progress: Progress = lambda _m: None) -> dict[str, int]:
         ports: dict[str, int] = dict(self.record.ports)
         if "git-server" not in ports and self.git_port_file.is_file():
-            ports["git-server"] = int(self.git_port_file.read_text().strip())
+            saved = self.git_port_file.read_text().strip()
+            if saved.isdigit():
+                ports["git-server"] = int(saved)
         for name in _PORTS:
             running = processes.running(name if name != "etcd-peer" else "etcd", self.s.run_dir)
             if name in ports and (running or processes.port_free(ports[name])):
                 continue
-            ports[name] = processes.free_port()
+            new = processes.free_port()
+            if name in ports:
+                progress(f"port {ports[name]} recorded for {name} is taken by another program: "
+                         f"using {new}")
+            ports[name] = new
         self.record.ports = ports
         self.s.git_dir.mkdir(parents=True, exist_ok=True)
         self.git_port_file.write_text(str(ports["git-server"]))
@@ -354,6 +364,7 @@ _START_TIMEOUT = {"etcd": 30, "kube-apiserver": 90, "kube-controller-manager": 6
                   "flux-runner": 30}
 
 
+@lock.holding("up")
 def up(settings: Settings | None = None, progress: Progress = print, *, fresh: bool = False) -> ClusterInfo:
     """Start the embedded cluster (or whatever part of it is not running). Idempotent."""
     settings = settings or get_settings()
@@ -369,14 +380,31 @@ def up(settings: Settings | None = None, progress: Progress = print, *, fresh: b
         d.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.state_dir, 0o700)
     stack = _Stack(settings)
+    stray = processes.unrecorded(settings.state_dir, settings.run_dir, COMPONENTS)
+    if stray:
+        progress(f"stopping {len(stray)} process(es) no running component accounts for (left by "
+                 "a crashed component or an interrupted start): "
+                 f"{', '.join(f'{p.name()} ({p.pid})' for p in stray)}")
+        processes.kill_all(stray)
+    _repair_record(stack, progress)
     already = [n for n in COMPONENTS if processes.running(n, settings.run_dir)]
-    if len(already) == len(COMPONENTS) and all(stack.healthy(n)[0] for n in COMPONENTS):
+    if len(already) == len(COMPONENTS) and not stack.pki.missing() and \
+            all(stack.healthy(n)[0] for n in COMPONENTS):
         progress(f"already running ({len(COMPONENTS)} components healthy): nothing to do")
         return _info(stack, [], time.monotonic() - t0)
 
+    _require_space(settings)
     stack.record.advertise_ip = stack.record.advertise_ip or advertise_ip()
-    stack.allocate_ports()
-    stack.pki.ensure(stack.record.advertise_ip)
+    stack.allocate_ports(progress)
+    had_pki = not stack.pki.missing() or any(stack.pki.path(n).is_file()
+                                             for pair in stack.pki.pairs() for n in pair)
+    made = stack.pki.ensure(stack.record.advertise_ip)
+    if made and had_pki:
+        kept = f" (what was left of them is in {stack.pki.backup_dir})" if stack.pki.backup_dir else ""
+        progress(f"re-issued {len(made)} missing PKI file(s): {', '.join(made)}{kept}")
+        if any(processes.running(n, settings.run_dir) for n in COMPONENTS):
+            progress("restarting the running components so that they use the new certificates")
+            down(settings, progress=progress)
     for stem in ("admin", "kube-controller-manager", "kube-scheduler", "kwok", "flux"):
         write_private(stack.kubeconfig_for(stem),
                       stack.pki.kubeconfig(stem, stack.server, cluster=CLUSTER_NAME).encode())
@@ -389,7 +417,7 @@ def up(settings: Settings | None = None, progress: Progress = print, *, fresh: b
     started: list[str] = []
     for name in COMPONENTS:
         if processes.running(name, settings.run_dir):
-            if stack.healthy(name)[0]:
+            if stack.healthy(name)[0] or (started and _recovers(stack, name, _RECOVER_GRACE)):
                 continue
             progress(f"{name} is running but not healthy: restarting it")
             processes.stop(name, settings.run_dir)
@@ -408,6 +436,74 @@ def up(settings: Settings | None = None, progress: Progress = print, *, fresh: b
     info = _info(stack, started, time.monotonic() - t0)
     progress(f"cluster up in {_fmt(info.seconds)}")
     return info
+
+
+#: What a cluster needs on disk to start: etcd preallocates a 64 MiB WAL segment, and
+#: Flux's artifacts and the logs grow from there.
+MIN_FREE_BYTES = 256 * 1024 * 1024
+
+
+#: A running component whose dependency was just restarted (kube-apiserver after etcd)
+#: usually heals on its own within seconds: give it this long before restarting it.
+_RECOVER_GRACE = 20.0
+
+
+def _recovers(stack: _Stack, name: str, grace: float) -> bool:
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not processes.running(name, stack.s.run_dir):
+            return False
+        if stack.healthy(name)[0]:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def _require_space(settings: Settings) -> None:
+    free = shutil.disk_usage(settings.state_dir).free
+    if free < MIN_FREE_BYTES:
+        raise LabError(
+            f"only {free / 2**20:.0f} MiB free on the file system of {settings.state_dir}; the "
+            f"cluster needs at least {MIN_FREE_BYTES // 2**20} MiB (etcd alone preallocates 64 MiB)",
+            next_step=f"free some space there (`df -h {settings.state_dir}`), or point "
+            "HOMEKUBE_STATE_DIR at a larger disk, then run `homekube-lab up` again; nothing was deleted")
+
+
+def _repair_record(stack: _Stack, progress: Progress) -> None:
+    """``run/cluster.json`` unreadable, or gone while components run: their ports are
+    unknown, so set the broken file aside (kept), stop them, and start on fresh ports.
+    The cluster's data (etcd, PKI, Git) is kept; the Git server keeps its port."""
+    rec = stack.record
+    running = [n for n in COMPONENTS if processes.running(n, stack.s.run_dir)]
+    lacking = [n for n in _PORTS if n not in rec.ports]
+    if not rec.problem and not (running and lacking):
+        return
+    saved = rec.set_aside()
+    why = (f"{rec.path} is {rec.problem}" if rec.problem else
+           f"{rec.path} is missing" if not rec.exists else
+           f"{rec.path} records no port for {', '.join(lacking)}")
+    progress(why + (f" (kept as {saved})" if saved else ""))
+    if running:
+        progress(f"the ports of the {len(running)} running component(s) are unknown: restarting "
+                 "them on fresh ports (the cluster's data is kept)")
+        down(stack.s, progress=progress)
+    stack.record = state.cluster_file(stack.s)
+
+
+def _broken_state(stack: _Stack) -> str:
+    """What makes this state dir's record or PKI unusable for a running cluster ('' if nothing)."""
+    rec = stack.record
+    running = [n for n in COMPONENTS if processes.running(n, stack.s.run_dir)]
+    if rec.problem:
+        return f"{rec.path} is {rec.problem}"
+    if running and not rec.exists:
+        return f"{rec.path} is missing while {len(running)} component(s) run"
+    if running and (lacking := [n for n in _PORTS if n not in rec.ports]):
+        return f"{rec.path} records no port for {', '.join(lacking)}"
+    gone = stack.pki.missing() if running or rec.exists else []
+    if gone:
+        return f"the cluster's PKI in {stack.pki.dir} lacks {', '.join(gone)}"
+    return ""
 
 
 def _info(stack: _Stack, started: list[str], seconds: float) -> ClusterInfo:
@@ -465,15 +561,27 @@ def status(settings: Settings | None = None) -> list[ComponentStatus]:
     settings = settings or get_settings()
     stack = _Stack(settings)
     rows: list[ComponentStatus] = []
+    broken = _broken_state(stack)
+    if broken:
+        raise LabError(broken, next_step="run `homekube-lab up`: it repairs this (a broken file is "
+                       "kept beside the original; missing certificates are issued again and the "
+                       "components restarted; the cluster's data and your repository are kept)")
     if not stack.record.exists:
         return rows
     port_of = {"etcd": "etcd", "kube-apiserver": "kube-apiserver",
                "kube-controller-manager": "kube-controller-manager",
                "kube-scheduler": "kube-scheduler", "git-server": "git-server",
                "event-sink": "event-sink"}
+    pids = {name: processes.running(name, settings.run_dir) for name in COMPONENTS}
+    # Every health check at once: a busy API server (a big apply) answers each one slowly,
+    # and `status` must stay quick to type even then.
+    with ThreadPoolExecutor(len(COMPONENTS)) as pool:
+        health = dict(zip(COMPONENTS, pool.map(
+            lambda n: stack.healthy(n) if pids[n] else (False, "not running"), COMPONENTS),
+            strict=True))
     for name in COMPONENTS:
-        pid = processes.running(name, settings.run_dir)
-        ok, detail = stack.healthy(name) if pid else (False, "not running")
+        pid = pids[name]
+        ok, detail = health[name]
         rows.append(ComponentStatus(name, pid, stack.ports.get(port_of.get(name, "")) or None, ok,
                                     str(stack.log(name)), detail))
     runner = _read_json(settings.run_dir / "flux-runner.json")
@@ -488,6 +596,7 @@ def status(settings: Settings | None = None) -> list[ComponentStatus]:
     return rows
 
 
+@lock.holding("down")
 def down(settings: Settings | None = None, *, purge: bool = False, progress: Progress = print) -> str:
     """Stop every process of this state dir's cluster and verify none remain.
 

@@ -82,10 +82,48 @@ class PKI:
         return all(self.path(n).is_file() for n in ("ca.crt", "ca.key", "sa.key", "apiserver.crt",
                                                      "admin.crt", "etcd-server.crt"))
 
-    def ensure(self, advertise_ip: str) -> None:
-        """Create every key and certificate that is missing (existing ones are kept)."""
+    @staticmethod
+    def pairs() -> list[tuple[str, str]]:
+        """Every file the cluster needs, as (key-ish, cert-ish) pairs that belong together."""
+        stems = ["ca", "apiserver", "etcd-server", *(c.stem for c in CLIENTS)]
+        return [("sa.key", "sa.pub"), *((f"{s}.key", f"{s}.crt") for s in stems)]
+
+    def missing(self) -> list[str]:
+        """Files of the PKI that are not there (all of them before the first ``up``)."""
+        return [n for pair in self.pairs() for n in pair if not self.path(n).is_file()]
+
+    def ensure(self, advertise_ip: str) -> list[str]:
+        """Create every key and certificate that is missing (existing ones are kept), and
+        return the names of the files written.
+
+        Half a pair (a certificate without its key, or the reverse) is moved to a backup
+        directory beside the PKI and the pair issued again; without the CA's certificate or
+        key nothing else can be trusted, so the whole PKI is set aside and made anew.
+        Nothing is deleted."""
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.dir, 0o700)
+        self.backup_dir: Path | None = None
+        present = [n for pair in self.pairs() for n in pair if self.path(n).is_file()]
+        ca_ok = self.path("ca.crt").is_file() and self.path("ca.key").is_file()
+        if present and not ca_ok:
+            for name in present:
+                self._set_aside(name)
+        for pair in self.pairs():
+            there = [n for n in pair if self.path(n).is_file()]
+            if len(there) == 1:
+                self._set_aside(there[0])
+        before = set(self.missing())
+        self._ensure(advertise_ip)
+        return sorted(before - set(self.missing()))
+
+    def _set_aside(self, name: str) -> None:
+        if self.backup_dir is None:
+            stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            self.backup_dir = self.dir.with_name(f"pki-backup-{stamp}")
+            self.backup_dir.mkdir(mode=0o700, exist_ok=True)
+        os.replace(self.path(name), self.backup_dir / name)
+
+    def _ensure(self, advertise_ip: str) -> None:
         if not self.path("ca.crt").is_file():
             self._make_ca()
         ca_key = serialization.load_pem_private_key(self.path("ca.key").read_bytes(), None)

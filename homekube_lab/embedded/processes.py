@@ -14,13 +14,15 @@ is never mistaken for ours::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -60,22 +62,57 @@ def start(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
 ) -> int:
-    """Start ``argv`` detached in a new session; output appended to ``log``. Returns the pid."""
+    """Start ``argv`` detached in a new session; output appended to ``log``. Returns the pid.
+
+    Ctrl-C arriving while it starts is held back until the pid file is written, so an
+    interrupted ``up`` never leaves a component that ``status`` cannot see."""
     log.parent.mkdir(parents=True, exist_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     args = [os.fspath(a) for a in argv]
-    with open(log, "ab") as out:
+    with _sigint_deferred(), open(log, "ab") as out:
         out.write(f"\n--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(args)}\n".encode())
         out.flush()
         proc = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True, close_fds=True,
         )
-    created = psutil.Process(proc.pid).create_time()
-    _pidfile(name, run_dir).write_text(json.dumps({
-        "pid": proc.pid, "create_time": created, "argv": args, "log": str(log),
-    }))
+        created = psutil.Process(proc.pid).create_time()
+        _pidfile(name, run_dir).write_text(json.dumps({
+            "pid": proc.pid, "create_time": created, "argv": args, "log": str(log),
+        }))
     return proc.pid
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold back SIGINT (Ctrl-C) for the block; raise KeyboardInterrupt after it if one came."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+    old = signal.signal(signal.SIGINT, lambda signum, _frame: got.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if got:
+        raise KeyboardInterrupt
+
+
+def unrecorded(state_dir: Path, run_dir: Path, names: Sequence[str]) -> list[psutil.Process]:
+    """The lab's processes for ``state_dir`` that no pid file in ``run_dir`` accounts for
+    (neither a recorded component nor a child of one): what an ``up`` killed between
+    starting a component and recording it leaves behind."""
+    recorded = {pid for n in names if (pid := running(n, run_dir))}
+    out = []
+    for proc in leftovers(state_dir):
+        try:
+            chain = {proc.pid, *(p.pid for p in proc.parents())}
+        except psutil.NoSuchProcess:
+            continue
+        if not chain & recorded:
+            out.append(proc)
+    return out
 
 
 def record(name: str, run_dir: Path) -> dict[str, object] | None:
