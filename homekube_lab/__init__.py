@@ -14,7 +14,8 @@ Layers (imports point down only; ``tests/test_layers.py`` enforces it):
                               ``embedded/``; ``lab`` re-exports these two:
     copies progress           the lessons' notebooks and your copies of them; reset --to NN,
                               check, finish and the record of completed lessons
-    widgets, widgets_drift, dashboard, notebook_display    presentation (ipywidgets, IPython)
+    widgets, widgets_drift, dashboard, notebook_display    presentation (ipywidgets, IPython);
+    fluxview                  what the dashboard reads, as text and HTML (no ipywidgets)
     kube flux failures graph gitops changes helm diff drift stopwatch notify    concepts a
     audit remediation checks/                   learner can name (_gitclone: the read side of
                               ``gitops.LearnerRepo``; checks/: one module per part of the course)

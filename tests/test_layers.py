@@ -27,7 +27,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
                  "_fields", "drift", "stopwatch", "graph", "notify", "audit", "remediation",
                  "checks", "charts", "existing"),
     # (checks/ is a package: checks._base, .setup, .drift, .audit, .notify, .lessons)
-    "widgets": ("widgets", "widgets_drift", "dashboard", "notebook_display"),
+    "widgets": ("widgets", "widgets_drift", "dashboard", "fluxview", "notebook_display"),
     "top": ("__init__", "lab", "copies", "progress", "cli", "__main__"),
 }
 #: What each layer may import (besides third-party code and the standard library).
