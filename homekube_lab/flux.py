@@ -10,14 +10,15 @@ it is clearer, and Flux's objects as small typed dataclasses.
     token = flux.request_reconcile("Kustomization", "apps")     # the annotation, from Python
     flux.wait_handled("Kustomization", "apps", token)
 
-Why an object is not Ready (``flux.explain_failure``) is in :mod:`homekube_lab.failures`.
+Why an object is not Ready (``flux.explain_failure``) is in :mod:`homekube_lab.failures`;
+reconcile intervals and Flux's events (``flux.intervals``, ``flux.parse_duration``,
+``flux.flux_events``) are in :mod:`homekube_lab.intervals`.
 Every function takes ``settings=None`` (the current :func:`~homekube_lab.settings.get_settings`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -29,14 +30,16 @@ from ._poll import until
 from .errors import CommandFailed, CommandTimeout, LabError, ManifestInvalid, ReconcileTimeout
 from .settings import Settings, get_settings
 
-__all__ = ["BootstrapResult", "CheckResult", "FluxObject", "IntervalInfo", "Kind",
+__all__ = ["BootstrapResult", "CheckResult", "FluxObject", "Kind",
            "NAMESPACE", "REQUESTED_AT", "ReconcileResult", "SyncResult", "bootstrap",
            "bootstrap_command", "check", "depends_on", "flux_cli",
-           "flux_events", "get", "github_bootstrap_command", "intervals", "kind_of",
-           "kustomization_order", "list_objects", "parse_duration", "raw_objects",
+           "get", "github_bootstrap_command", "kind_of",
+           "kustomization_order", "list_objects", "raw_objects",
            "reconcile", "reconcile_now", "request_reconcile", "resume", "shell_command",
            "short_revision", "suspend", "sync", "wait_handled", "wait_idle", "wait_ready"]
 __all__ += ["Failure", "explain_failure"]  # noqa: F822 - from failures.py, see __getattr__
+_INTERVALS = ("IntervalInfo", "flux_events", "intervals", "parse_duration")
+__all__ += list(_INTERVALS)  # from intervals.py, see __getattr__
 
 Progress = Callable[[str], None]
 NAMESPACE = "flux-system"
@@ -566,54 +569,17 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
     return SyncResult(git.revision if git else "", time.monotonic() - start, steps)
 
 
-# --------------------------------------------------------------------------- intervals and events
-
-
-@dataclass(frozen=True)
-class IntervalInfo:
-    """How often one Flux object reconciles on its own."""
-
-    kind: str
-    namespace: str
-    name: str
-    interval: str
-    retry_interval: str
-    suspended: bool
-
-
-def intervals(settings: Settings | None = None) -> list[IntervalInfo]:
-    """``spec.interval`` (and ``retryInterval``) of every Flux object, sorted by kind and name."""
-    out = []
-    for kind in ("GitRepository", "HelmRepository", "Kustomization", "HelmRelease"):
-        for o in sorted(raw_objects(kind, settings),
-                        key=lambda x: (x["metadata"].get("namespace", ""), x["metadata"]["name"])):
-            spec = o.get("spec") or {}
-            out.append(IntervalInfo(kind, o["metadata"].get("namespace", ""), o["metadata"]["name"],
-                                    str(spec.get("interval", "")), str(spec.get("retryInterval", "")),
-                                    bool(spec.get("suspend"))))
-    return out
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a Go duration (``1m30s`` → 90.0), as Flux's ``interval`` fields use."""
-    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text)
-    if not parts or "".join(a + b for a, b in parts) != text:
-        raise LabError(f"{text!r} is not a Go duration", next_step="write it like 30s or 1m")
-    return sum(float(n) * units[u] for n, u in parts)
-
-
-def flux_events(limit: int = 10, settings: Settings | None = None) -> list[kube.Event]:
-    """Recent events about Flux objects (all namespaces), newest last."""
-    evs = kube.events(None, None, 500, settings)
-    return [e for e in evs if e.kind in KINDS][-limit:]
-
-
 def __getattr__(name: str) -> Any:
     """``flux.Failure`` and ``flux.explain_failure`` live in :mod:`homekube_lab.failures`,
-    which builds on this module; they are looked up there on first use (no import cycle)."""
+    ``flux.intervals``, ``flux.IntervalInfo``, ``flux.parse_duration`` and ``flux.flux_events``
+    in :mod:`homekube_lab.intervals`; both build on this module, so their names are looked up
+    there on first use (no import cycle)."""
     if name in ("Failure", "explain_failure"):
         from . import failures
 
         return getattr(failures, name)
+    if name in _INTERVALS:
+        from . import intervals as _intervals
+
+        return getattr(_intervals, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

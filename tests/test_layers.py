@@ -25,7 +25,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "embedded": ("embedded",),
     "concepts": ("kube", "flux", "failures", "gitops", "_gitclone", "changes", "helm", "diff",
                  "_fields", "drift", "stopwatch", "graph", "notify", "audit", "remediation",
-                 "checks", "charts", "existing"),
+                 "checks", "charts", "existing", "intervals"),
     # (checks/ is a package: checks._base, .setup, .drift, .audit, .notify, .lessons)
     "widgets": ("widgets", "widgets_drift", "dashboard", "fluxview", "notebook_display"),
     "top": ("__init__", "lab", "copies", "progress", "cli", "__main__"),
