@@ -20,9 +20,10 @@ Layers (imports point down only; ``tests/test_layers.py`` enforces it):
     audit remediation checks/                   learner can name (_gitclone: the read side of
                               ``gitops.LearnerRepo``; checks/: one module per part of the course)
     charts existing           where the charts come from; your own cluster (preflight, Git remote)
-    embedded/                 the local cluster: PKI, processes, Flux runner, Git + Helm server,
-                              event sink, cold snapshots for ``reset --to NN``, the state dir's
-                              lock (one up/down/reset at a time)
+    embedded/                 the local cluster: PKI, processes, health probes, Flux runner,
+                              Git + Helm server, event sink, cold snapshots for ``reset --to NN``,
+                              the state dir's lock (one up/down/reset at a time), the shell lines
+                              of ``homekube-lab env``
     toolchain/                pinned binaries: pins, wrapper Go modules, builds, version checks
     _cmd errors settings state _poll _pointer yamledit    one runner, one error tree, one
                               settings object, the state dir's files, one poller, one YAML editor

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import ssl
 import sys
 import time
@@ -41,6 +40,10 @@ from ..settings import Settings, get_settings
 from ..state import write_private
 from . import lock, processes
 from .pki import PKI, SERVICE_CIDR
+from .probes import advertise_ip
+from .probes import http_status as _http_status
+from .probes import https_status as _https_status
+from .usage import env_exports, usage_text  # noqa: F401 - `cluster.env_exports`, `cluster.usage_text` (cli)
 
 Progress = Callable[[str], None]
 
@@ -88,57 +91,11 @@ class ComponentStatus:
 # --------------------------------------------------------------------------- helpers
 
 
-def advertise_ip() -> str:
-    """A non-loopback local IPv4 address for --advertise-address.
-
-    kube-apiserver refuses a loopback advertise address; it is only written into the
-    ``kubernetes`` Service's endpoints (nothing in this lab dials it).
-    """
-    for addrs in psutil.net_if_addrs().values():
-        for a in addrs:
-            if a.family == socket.AF_INET and not a.address.startswith("127."):
-                return a.address
-    # No non-loopback interface: a link-local address that is never dialled.
-    return "169.254.0.1"
-
-
 def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return {}
-
-
-def _https_status(url: str, *, ca: Path | None = None, cert: Path | None = None,
-                  key: Path | None = None, timeout: float = 2.0) -> int:
-    """HTTP status of a GET (0 if unreachable). Without ``ca`` the server cert is not checked
-    (kube-controller-manager and kube-scheduler serve self-signed certificates)."""
-    ctx = ssl.create_default_context(cafile=str(ca) if ca else None)
-    if ca is None:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    try:
-        if cert and key:
-            ctx.load_cert_chain(str(cert), str(key))
-    except (OSError, ssl.SSLError):
-        return 0
-    try:
-        with urllib.request.urlopen(url, context=ctx, timeout=timeout) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as err:
-        return int(err.code)
-    except (OSError, ssl.SSLError):
-        return 0
-
-
-def _http_status(url: str, timeout: float = 2.0) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as err:
-        return int(err.code)
-    except OSError:
-        return 0
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -553,7 +510,7 @@ def _prepare_git(stack: _Stack, progress: Progress) -> None:
     init_bare(stack.s.git_dir / "homekube.git")
 
 
-# --------------------------------------------------------------------------- status / down / env
+# --------------------------------------------------------------------------- status / down
 
 
 def status(settings: Settings | None = None) -> list[ComponentStatus]:
@@ -624,29 +581,3 @@ def down(settings: Settings | None = None, *, purge: bool = False, progress: Pro
         settings.kubeconfig.unlink(missing_ok=True)
         progress("cluster data deleted (your Git repository in git/ and work/ is kept)")
     return f"down: stopped {len(stopped)} component(s); no homekube-lab process left running"
-
-
-def env_exports(settings: Settings | None = None) -> str:
-    """Shell lines that point kubectl/flux/helm at the embedded cluster and pinned tools."""
-    settings = settings or get_settings()
-    bindir = toolchain.bin_dir(settings)
-    return "\n".join([
-        f"export KUBECONFIG={settings.kubeconfig}",
-        f"export PATH={bindir}:$PATH",
-        f"export HOMEKUBE_STATE_DIR={settings.state_dir}",
-    ])
-
-
-def usage_text(info: ClusterInfo) -> str:
-    return f"""
-HomeKube is up ({info.seconds:.1f}s). A real kube-apiserver on {info.server}, one simulated node,
-and Flux's controllers run as local processes once Flux is installed.
-
-  eval "$(homekube-lab env)"      # KUBECONFIG={info.kubeconfig} and the pinned tools on PATH
-  kubectl get nodes
-  flux check --pre
-
-Your GitOps repository: {info.git_url} (user {info.git_username}; a working clone is in
-{Path(info.state_dir) / 'work' / 'homekube'}). Helm charts: {info.charts_url}
-Lessons: `homekube-lab lab`. Components and logs: `homekube-lab status`. Stop: `homekube-lab down`.
-""".rstrip()
