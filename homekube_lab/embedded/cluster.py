@@ -56,11 +56,13 @@ _PORTS = ("etcd", "etcd-peer", "kube-apiserver", "kube-controller-manager", "kub
 
 #: Go runtime memory settings per process (issue 17). GOGC=50 collects when the heap has
 #: grown by half (not doubled) since the last collection; GOMEMLIMIT is a soft ceiling that
-#: makes the runtime collect and return freed pages to the OS sooner as the process nears
-#: it. Each limit sits well above that process's live heap measured idle and at its peak
-#: during `reset --to 03` (GODEBUG=gctrace=1; kube-apiserver ~100 MiB idle, 142 MiB at
-#: its peak, the others 4–22 MiB), so it does not make the collector spin: a limit of
-#: 160 MiB for kube-apiserver did (GC took 22% of its CPU during start-up, against 2%).
+#: makes the runtime collect and return freed pages sooner as the process nears it. Chosen
+#: by measurement (GODEBUG=gctrace=1, benchmarks/cluster_bench.py): each limit sits well
+#: above the process's live heap idle and at its peak during `reset --to 03` (others 4–33
+#: MiB). kube-apiserver holds ~100 MiB live idle (mostly OpenAPI), 142 MiB at its peak, and
+#: ~50 MiB of runtime memory besides: a 160 MiB limit left it collecting every 0.3 s (GC
+#: took 35% of its CPU at start-up), so its limit is only a backstop and GOGC=50 does the
+#: work (GC 16–26% of its CPU during start-up against 7% by default; ~110 MiB less RSS idle).
 GO_MEMORY: dict[str, dict[str, str]] = {
     "etcd": {"GOGC": "50", "GOMEMLIMIT": "48MiB"},
     "kube-apiserver": {"GOGC": "50", "GOMEMLIMIT": "256MiB"},
