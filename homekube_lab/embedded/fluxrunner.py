@@ -53,6 +53,15 @@ REQUIRED_CRDS = {
                                 "providers.notification.toolkit.fluxcd.io",
                                 "receivers.notification.toolkit.fluxcd.io"],
 }
+#: Go runtime memory settings per controller (issue 17; see ``cluster.GO_MEMORY``). The
+#: Deployments' own GOMEMLIMIT comes from the pod's memory limit (a fieldRef, which a
+#: process has not), so the runner sets one sized for a lab.
+GO_MEMORY: dict[str, dict[str, str]] = {
+    "source-controller": {"GOGC": "50", "GOMEMLIMIT": "48MiB"},
+    "kustomize-controller": {"GOGC": "50", "GOMEMLIMIT": "64MiB"},
+    "helm-controller": {"GOGC": "50", "GOMEMLIMIT": "48MiB"},
+    "notification-controller": {"GOGC": "50", "GOMEMLIMIT": "32MiB"},
+}
 #: How often the runner looks at the Deployments. One second keeps `flux install`,
 #: `rollout restart` and `flux uninstall` feeling immediate at negligible API load.
 POLL_SECONDS = 1.0
@@ -70,6 +79,31 @@ def _die_with_parent() -> None:
         pass
 
 
+class _Api:
+    """GETs against kube-apiserver with the runner's client certificate.
+
+    Plain ``urllib`` rather than the ``kubernetes`` package: the runner only lists
+    Deployments and reads CRDs, and importing that client (with its generated models)
+    cost this long-lived process ~40 MiB of RSS (issue 17)."""
+
+    def __init__(self, pki_dir: Path) -> None:
+        import re
+        import ssl
+
+        text = (pki_dir / "flux.kubeconfig").read_text()
+        found = re.search(r"server:\s*(\S+)", text)
+        if not found:
+            raise ValueError(f"no server in {pki_dir / 'flux.kubeconfig'}")
+        self.server = found.group(1).strip("'\"")
+        self.ctx = ssl.create_default_context(cafile=str(pki_dir / "ca.crt"))
+        self.ctx.load_cert_chain(str(pki_dir / "flux.crt"), str(pki_dir / "flux.key"))
+
+    def get(self, path: str) -> dict:
+        req = urllib.request.Request(f"{self.server}{path}", headers={"Accept": "application/json"})
+        with urllib.request.urlopen(req, context=self.ctx, timeout=10) as resp:
+            return json.loads(resp.read())
+
+
 @dataclass
 class Managed:
     name: str
@@ -85,13 +119,9 @@ class Managed:
 
 class Runner:
     def __init__(self, settings: Settings) -> None:
-        from kubernetes import client, config
-
         self.s = settings
         self.kubeconfig = settings.pki_dir / "flux.kubeconfig"
-        api = config.new_client_from_config(config_file=str(self.kubeconfig))
-        self.apps = client.AppsV1Api(api)
-        self.ext = client.ApiextensionsV1Api(api)
+        self.api = _Api(settings.pki_dir)
         self.status_file = settings.run_dir / "flux-runner.json"
         self.log_dir = settings.log_dir / "flux"
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -175,7 +205,7 @@ class Runner:
         (home / "tmp").mkdir(parents=True, exist_ok=True)
         env = {"KUBECONFIG": str(self.kubeconfig), "RUNTIME_NAMESPACE": NAMESPACE,
                "HOME": str(home), "TMPDIR": str(home / "tmp"),
-               "HOMEKUBE_OWNER_STATE": str(self.s.state_dir)}
+               "HOMEKUBE_OWNER_STATE": str(self.s.state_dir), **GO_MEMORY.get(name, {})}
         for e in container.get("env") or []:
             if "value" in e and e.get("name") not in env:
                 env[e["name"]] = str(e["value"])
@@ -186,23 +216,25 @@ class Runner:
     def desired(self) -> dict[str, dict]:
         """Controller name -> its Deployment (as a dict), for Deployments that want a pod."""
         out: dict[str, dict] = {}
-        deps = self.apps.list_namespaced_deployment(NAMESPACE, _request_timeout=10).items
+        deps = self.api.get(f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments")["items"]
         for d in deps:
-            name = d.metadata.name
-            if name not in self.managed or d.metadata.deletion_timestamp:
+            name = d["metadata"]["name"]
+            if name not in self.managed or d["metadata"].get("deletionTimestamp"):
                 continue
-            if (d.spec.replicas if d.spec.replicas is not None else 1) < 1:
+            replicas = d.get("spec", {}).get("replicas")
+            if (replicas if replicas is not None else 1) < 1:
                 continue
-            out[name] = self.apps.api_client.sanitize_for_serialization(d)
+            out[name] = d
         return out
 
     def crds_ready(self, name: str) -> bool:
         for crd in REQUIRED_CRDS[name]:
             try:
-                obj = self.ext.read_custom_resource_definition(crd, _request_timeout=10)
+                obj = self.api.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}")
             except Exception:  # noqa: BLE001 - absent or API hiccup: not ready
                 return False
-            conds = {c.type: c.status for c in (obj.status.conditions or [])} if obj.status else {}
+            conds = {c.get("type"): c.get("status")
+                     for c in (obj.get("status") or {}).get("conditions") or []}
             if conds.get("Established") != "True":
                 return False
         return True
