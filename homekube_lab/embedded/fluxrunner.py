@@ -53,7 +53,7 @@ REQUIRED_CRDS = {
                                 "providers.notification.toolkit.fluxcd.io",
                                 "receivers.notification.toolkit.fluxcd.io"],
 }
-#: Go runtime memory settings per controller (issue 17; see ``cluster.GO_MEMORY``). The
+#: Go runtime memory settings per controller (issue 17; see ``sizing.GO_MEMORY``). The
 #: Deployments' own GOMEMLIMIT comes from the pod's memory limit (a fieldRef, which a
 #: process has not), so the runner sets one sized for a lab.
 GO_MEMORY: dict[str, dict[str, str]] = {
