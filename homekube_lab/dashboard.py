@@ -29,7 +29,6 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from typing import Any
 
 from . import flux
 from .fluxview import (
@@ -52,8 +51,8 @@ from .fluxview import (
     objects_html,
     snapshot,
 )
-from .settings import Settings, get_settings
-from .widgets import is_live
+from .settings import Settings
+from .widgets import LivePanel
 
 __all__ = ["ACTIONS", "ChainLink", "Controller", "Dashboard", "HistoryEntry", "KINDS", "MAX_WIDTH",
            "ObjectState", "Snapshot", "WORKLOAD_KINDS", "attention_html", "chain_html", "controllers_html",
@@ -69,19 +68,15 @@ MAX_WIDTH = "1000px"
 # --------------------------------------------------------------------------- the panel
 
 
-class Dashboard:
+class Dashboard(LivePanel):
     """The live panel (headless: printed text). Create it with :func:`dashboard`."""
 
+    thread_name = "homekube-dashboard"
+
     def __init__(self, settings: Settings | None = None, *, live: bool | None = None) -> None:
-        self.settings = settings or get_settings()
-        self.live = is_live() if live is None else live
+        super().__init__(settings, live)
         self.snap: Snapshot | None = None
         self.last_action = ""
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.widget: Any = None
-        self._shown = False
         if self.live:
             self._build()
 
@@ -231,41 +226,6 @@ class Dashboard:
 
         threading.Thread(target=work, name="homekube-dashboard-action", daemon=True).start()
 
-    # -- live refresh --
-    def start(self, every: float = 5.0) -> None:
-        """Refresh every ``every`` seconds in a background thread (live kernels only)."""
-        if not self.live or (self._thread and self._thread.is_alive()):
-            return
-        self._stop.clear()
-
-        def loop() -> None:
-            while not self._stop.wait(every):
-                try:
-                    self.refresh()
-                except Exception:  # noqa: BLE001 - keep refreshing; the stamp shows errors
-                    pass
-
-        self._thread = threading.Thread(target=loop, name="homekube-dashboard", daemon=True)
-        self._thread.start()
-        if not self._auto.value:
-            self._auto.value = True
-
-    def stop(self) -> None:
-        """Stop the live refresh."""
-        self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread and thread.is_alive() and thread is not threading.current_thread():
-            thread.join(timeout=10)
-        if self.live and self._auto.value:
-            self._auto.value = False
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        if self.live and not self._shown:
-            self._shown = True
-            display(self.widget)
-
     def __repr__(self) -> str:
         return "" if not self.live else "Dashboard()"
 
@@ -278,11 +238,5 @@ def dashboard(settings: Settings | None = None, *, live: bool | None = None,
     """
     board = Dashboard(settings, live=live)
     board.refresh()
-    if board.live:
-        from IPython.display import display
-
-        display(board.widget)
-        board._shown = True
-        if auto_refresh:
-            board.start(auto_refresh)
+    board.show(auto_refresh)
     return board

@@ -161,20 +161,79 @@ def _html_table(rows: Sequence[Sequence[str]], headers: Sequence[str] = HEADERS)
             f"</thead><tbody>{''.join(body)}</tbody></table>")
 
 
-class FluxStatus:
-    """The live panel (or, headless, a printed snapshot). Create with :func:`flux_status`."""
+class LivePanel:
+    """What every live panel shares: a widget shown once, a refresh that redraws it (headless:
+    prints), and a background thread that refreshes every few seconds while its *Live* /
+    *Auto-refresh* toggle (``self._auto``) is on. Subclasses set ``self.widget`` and
+    ``self._auto`` in ``_build()`` and implement ``refresh()``."""
 
-    def __init__(self, settings: Settings | None = None, *, tree: bool = True, events: int = 8,
-                 live: bool | None = None, kinds: Sequence[str] = ()) -> None:
+    thread_name = "homekube-live-panel"
+
+    def __init__(self, settings: Settings | None, live: bool | None) -> None:
         self.settings = settings or get_settings()
-        self.kinds = tuple(kinds) or TABLE_KINDS
-        self.tree, self.events = tree, events
         self.live = is_live() if live is None else live
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.widget: Any = None
         self._shown = False
+
+    def refresh(self) -> None:  # pragma: no cover - every panel defines it
+        raise NotImplementedError
+
+    def start(self, every: float = 5.0) -> None:
+        """Refresh every ``every`` seconds in a background thread (live kernels only)."""
+        if not self.live or (self._thread and self._thread.is_alive()):
+            return
+        self._stop.clear()
+
+        def loop() -> None:
+            while not self._stop.wait(every):
+                try:
+                    self.refresh()
+                except Exception:  # noqa: BLE001 - keep refreshing; the panel shows read errors
+                    pass
+
+        self._thread = threading.Thread(target=loop, name=self.thread_name, daemon=True)
+        self._thread.start()
+        if not self._auto.value:
+            self._auto.value = True
+
+    def stop(self) -> None:
+        """Stop the live refresh and wait for its thread to finish."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread and thread.is_alive() and thread is not threading.current_thread():
+            thread.join(timeout=10)
+        if self.live and self._auto.value:
+            self._auto.value = False
+
+    def show(self, auto_refresh: float | None = None) -> None:
+        """Display the widget once (live kernels; headless, ``refresh()`` printed already) and
+        start the live refresh when ``auto_refresh`` (seconds) is given."""
+        if not self.live or self._shown:
+            return
+        from IPython.display import display
+
+        self._shown = True
+        display(self.widget)
+        if auto_refresh:
+            self.start(auto_refresh)
+
+    def _ipython_display_(self) -> None:
+        self.show()
+
+
+class FluxStatus(LivePanel):
+    """The live panel (or, headless, a printed snapshot). Create with :func:`flux_status`."""
+
+    thread_name = "homekube-flux-status"
+
+    def __init__(self, settings: Settings | None = None, *, tree: bool = True, events: int = 8,
+                 live: bool | None = None, kinds: Sequence[str] = ()) -> None:
+        super().__init__(settings, live)
+        self.kinds = tuple(kinds) or TABLE_KINDS
+        self.tree, self.events = tree, events
         if self.live:
             self._build()
 
@@ -221,38 +280,6 @@ class FluxStatus:
                 self._stamp.value = (f"<span style='color:#cf222e'>{html.escape(str(err))[:300]}"
                                      "</span>")
 
-    def start(self, every: float = 5.0) -> None:
-        """Refresh every ``every`` seconds in a background thread (live kernels only)."""
-        if not self.live or (self._thread and self._thread.is_alive()):
-            return
-        self._stop.clear()
-
-        def loop() -> None:
-            while not self._stop.wait(every):
-                self.refresh()
-
-        self._thread = threading.Thread(target=loop, name="homekube-flux-status", daemon=True)
-        self._thread.start()
-        if not self._auto.value:
-            self._auto.value = True
-
-    def stop(self) -> None:
-        """Stop auto-refresh and wait for the thread to finish."""
-        self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread and thread.is_alive() and thread is not threading.current_thread():
-            thread.join(timeout=10)
-        if self.live and self._auto.value:
-            self._auto.value = False
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        if self.live and not self._shown:
-            self._shown = True
-            display(self.widget)
-        # headless: the snapshot was printed by refresh()
-
     def __repr__(self) -> str:
         return "" if not self.live else f"FluxStatus(auto={bool(self._thread)})"
 
@@ -266,13 +293,7 @@ def flux_status(settings: Settings | None = None, *, tree: bool = True, events: 
     """
     view = FluxStatus(settings, tree=tree, events=events, live=live)
     view.refresh()
-    if view.live:
-        from IPython.display import display
-
-        display(view.widget)
-        view._shown = True
-        if auto_refresh:
-            view.start(auto_refresh)
+    view.show(auto_refresh)
     return view
 
 

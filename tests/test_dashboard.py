@@ -92,3 +92,38 @@ def test_long_digests_are_shortened_for_display_only() -> None:
     snap = d.Snapshot("x", objects=[d.ObjectState("Kustomization", "flux-system", "apps", "Ready", "", msg, "", "")])
     html = d.objects_html(snap)
     assert "main@sha1:84e9768…<" in html and f"title='{msg}'" in html
+
+
+def test_live_refresh_survives_a_failed_read_and_stops_when_asked() -> None:
+    """Both live panels (dashboard, Flux status) share LivePanel: its thread keeps refreshing
+    after a refresh raises, and stop() ends the thread and untoggles *Live*."""
+    import threading
+    from types import SimpleNamespace
+
+    from homekube_lab.settings import Settings
+    from homekube_lab.widgets import FluxStatus, LivePanel
+
+    assert issubclass(d.Dashboard, LivePanel) and issubclass(FluxStatus, LivePanel)
+    calls: list[int] = []
+    third = threading.Event()
+
+    class Panel(LivePanel):
+        def refresh(self) -> None:
+            calls.append(1)
+            if len(calls) >= 3:
+                third.set()
+            if len(calls) == 1:
+                raise RuntimeError("the API server is restarting")
+
+    panel = Panel(Settings(), live=True)
+    panel._auto = SimpleNamespace(value=False)
+    panel.start(0.01)
+    assert panel._auto.value is True
+    assert third.wait(10), f"the refresh loop stopped after {len(calls)} call(s)"
+    thread = panel._thread
+    panel.stop()
+    assert thread is not None and not thread.is_alive()
+    assert panel._auto.value is False
+    settled = len(calls)
+    third.clear()
+    assert not third.wait(0.1) and len(calls) == settled
