@@ -30,6 +30,7 @@ from pathlib import Path
 import psutil
 
 from homekube_lab import flux, lab
+from homekube_lab._poll import until
 from homekube_lab.embedded import cluster
 from homekube_lab.settings import Settings
 
@@ -116,8 +117,7 @@ def timings(idle: float) -> None:
         t1 = time.monotonic()
         flux.flux_cli("install", settings=settings, timeout=300)
         install_s = time.monotonic() - t1
-        while not flux.check(settings=settings).ok:
-            time.sleep(0.5)
+        until(lambda: flux.check(settings=settings).ok, 300, "flux check to pass")
         check_s = time.monotonic() - t1
         print("\n=== embedded cluster (tools cached) ===")
         print(f"up (API + node Ready, Git server, Flux runner): {up_s:.1f}s   target <= 10s")

@@ -158,7 +158,7 @@ def check_helmrelease(name: str, namespace: str, version: str | None = None,
                         or chart_version.startswith(version.rstrip("x").rstrip(".") + ".")):
         raise CheckpointFailed(
             "check_helmrelease", f"{name} runs chart {release.chart}, expected version {version}",
-            next_step=f"check spec.chart.spec.version in Git, push, then "
+            next_step=f"check {_chart_field(settings)} in Git, push, then "
             f"`flux.reconcile('HelmRelease', '{name}', '{namespace}', with_source=True)`")
     if release.revision < min_revision:
         raise CheckpointFailed(
@@ -210,3 +210,10 @@ def check_release_history(name: str, namespace: str, min_revisions: int = 2,
     return _passed(f"{name} has at least {min_revisions} Helm revisions: newest deployed "
                    f"({last.description}), older ones {', '.join(sorted(older))}")
 
+
+def _chart_field(settings: Settings | None) -> str:
+    """The HelmRelease field that picks the chart's version: the chart path when the chart lives
+    in the learner's Git repository (existing mode), else the version range."""
+    from .. import charts
+
+    return "spec.chart.spec.chart (the chart's path)" if charts.in_git(settings) else "spec.chart.spec.version"
