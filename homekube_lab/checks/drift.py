@@ -142,7 +142,10 @@ def check_timings(timings: Sequence[Timing]) -> str:
     absolute figure (those are in ``benchmarks/``):
 
     * forcing beats waiting: every forced reading is shorter than the interval it did not
-      wait for (and than every unforced reading of the same kind);
+      wait for (without a known interval: than the longest unforced reading of the same kind).
+      One unforced reading may still be shorter than a forced one by chance — a drift made
+      just before the next periodic reconcile is reverted at once — so it is not failed (the
+      stopwatch's table shows it): a busy laptop makes that chance larger;
     * waiting is bounded by the interval: an unforced reading arrives within its interval
       plus the controllers' jitter (and Flux's fixed delays, see :class:`Timing`) plus the
       time one reconcile takes here — three times the slowest forced reading of the same
@@ -156,9 +159,9 @@ def check_timings(timings: Sequence[Timing]) -> str:
         if t.interval and t.seconds >= t.interval:
             problems.append(f"{t.what} (forced) took {t.seconds:.1f}s: not faster than the "
                             f"{t.interval:g}s interval it should beat")
-        elif slower and t.seconds >= min(slower):
+        elif not t.interval and slower and t.seconds >= max(slower):
             problems.append(f"{t.what} (forced) took {t.seconds:.1f}s: not faster than waiting "
-                            f"({min(slower):.1f}s)")
+                            f"({max(slower):.1f}s)")
     for t in waited:
         same = [f.seconds for f in forced if f.what == t.what]
         slack = max(SLACK, 3 * max(same)) if same else SLACK
