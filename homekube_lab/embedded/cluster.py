@@ -25,6 +25,7 @@ import shutil
 import ssl
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -277,20 +278,21 @@ class _Stack:
         return code == 200, f"HTTP {code}" if code else "not answering"
 
     def _node_ready(self) -> tuple[bool, str]:
-        code = _https_status(f"{self.server}/api/v1/nodes/{NODE_NAME}", ca=self.pki.path("ca.crt"),
-                             cert=self.pki.path("admin.crt"), key=self.pki.path("admin.key"))
-        if code != 200:
-            return False, f"node {NODE_NAME}: HTTP {code}"
-        node = self.api_get(f"/api/v1/nodes/{NODE_NAME}")
+        try:  # one request: the node's Ready condition (a busy API server answers slowly)
+            node = self.api_get(f"/api/v1/nodes/{NODE_NAME}", timeout=2.0)
+        except urllib.error.HTTPError as err:
+            return False, f"node {NODE_NAME}: HTTP {err.code}"
+        except (OSError, ssl.SSLError, ValueError):
+            return False, f"node {NODE_NAME}: HTTP 0"
         for cond in node.get("status", {}).get("conditions", []):
             if cond.get("type") == "Ready":
                 return cond.get("status") == "True", f"node {NODE_NAME} Ready={cond.get('status')}"
         return False, f"node {NODE_NAME} has no Ready condition yet"
 
-    def api_get(self, path: str) -> dict:
+    def api_get(self, path: str, timeout: float = 5.0) -> dict:
         ctx = ssl.create_default_context(cafile=str(self.pki.path("ca.crt")))
         ctx.load_cert_chain(str(self.pki.path("admin.crt")), str(self.pki.path("admin.key")))
-        with urllib.request.urlopen(f"{self.server}{path}", context=ctx, timeout=5) as resp:
+        with urllib.request.urlopen(f"{self.server}{path}", context=ctx, timeout=timeout) as resp:
             return json.loads(resp.read())
 
 
