@@ -101,18 +101,24 @@ class Responsiveness(threading.Thread):
             self.stop.wait(1.0)
 
 
+#: The floor under any Python command: a new interpreter that does nothing.
+FLOOR = "`python -c pass` (the floor)"
+
+
 def status_seconds(s: Settings, checkout: str | None = None) -> tuple[float, float]:
     """Wall and CPU seconds (user + system) of one `homekube-lab status --json`, a new
     process as a learner types it, from ``checkout`` (a directory put on PYTHONPATH; default:
-    as this script imports homekube_lab). The CPU time says what the command costs; the wall
-    time adds the wait for the busy components and for a share of the cores."""
+    as this script imports homekube_lab; :data:`FLOOR`: ``python -c pass`` instead). The CPU
+    time says what the command costs; the wall time adds the wait for the busy components
+    and for a share of the cores."""
     env = {"HOMEKUBE_STATE_DIR": str(s.state_dir), "PATH": "/usr/bin:/bin"}
     path = checkout or os.environ.get("PYTHONPATH")
-    if path:
+    if path and checkout != FLOOR:
         env["PYTHONPATH"] = path
+    argv = ["-c", "pass"] if checkout == FLOOR else ["-m", "homekube_lab.cli", "status", "--json"]
     t = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "homekube_lab.cli", "status", "--json"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen([sys.executable, *argv], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env)
     _pid, _status, usage = os.wait4(proc.pid, 0)
     proc.returncode = 0  # reaped above: keep Popen from waiting for it again
     return time.monotonic() - t, usage.ru_utime + usage.ru_stime
@@ -163,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.compare:
             checkouts = {" (this tree)": str(Path(__file__).resolve().parents[1]),
                          f" ({args.compare})": str(Path(args.compare).resolve())}
+        checkouts[FLOOR] = FLOOR
         watcher = Responsiveness(s, checkouts)
         start = time.monotonic()
         repo.push()
@@ -197,11 +204,11 @@ def main(argv: list[str] | None = None) -> int:
         ]
         for name in loaded:
             figures.append((f"RSS {name}", f"{idle.get(name, 0):.0f} → {loaded[name]:.0f} MiB"))
-        for label in checkouts:
+        for label, path in checkouts.items():
+            what = FLOOR if path == FLOOR else f"`homekube-lab status`{label}"
             if watcher.samples[label]:
-                figures.append((f"`homekube-lab status` while applying{label}",
-                                _summary(watcher.samples[label])))
-            figures.append((f"`homekube-lab status` after{label}", _summary(after[label])))
+                figures.append((f"{what} while applying", _summary(watcher.samples[label])))
+            figures.append((f"{what} after", _summary(after[label])))
         if watcher.loadavg:
             figures.append(("load average while applying",
                             f"median {statistics.median(watcher.loadavg):.1f}"))
