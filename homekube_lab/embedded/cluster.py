@@ -554,7 +554,10 @@ def status(settings: Settings | None = None) -> list[ComponentStatus]:
     health: dict[str, tuple[bool, str]] = {}
 
     def check(name: str) -> None:
-        health[name] = stack.healthy(name) if pids[name] else (False, "not running")
+        try:
+            health[name] = stack.healthy(name) if pids[name] else (False, "not running")
+        except Exception as err:  # noqa: BLE001 - a row that says so, never a traceback
+            health[name] = (False, f"health check failed: {err}")
 
     threads = [threading.Thread(target=check, args=(n,), daemon=True) for n in COMPONENTS]
     for t in threads:
