@@ -3,23 +3,26 @@
 
 Prints: push → every Kustomization Ready, → every HelmRelease Ready, → every Deployment
 available; kube-apiserver, etcd and Flux controllers' RSS before and after; and whether
-the lab stays responsive under that load (`homekube-lab status` wall time, as a learner
+the lab stays responsive under that load (`homekube-lab status` wall and CPU time, as a learner
 types it, and ``cluster.status()`` in-process, sampled while Flux works and after).
 Figures only: it exits 0 unless something never becomes Ready (bounded by --timeout).
 Its own embedded cluster in a temporary state dir, always stopped::
 
     python benchmarks/load_bench.py                       # 10 ns × 30 objects + 20 HelmReleases
     python benchmarks/load_bench.py --namespaces 2 --per-namespace 10 --helmreleases 3
+    python benchmarks/load_bench.py --compare /path/to/main   # `status` of both, same load
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 from _bench import throwaway_lab  # noqa: E402 - benchmarks/ is the script's own dir
 
@@ -81,24 +84,50 @@ def rss_mib(s: Settings) -> dict[str, float]:
 
 
 class Responsiveness(threading.Thread):
-    """Samples `homekube-lab status` (a subprocess) while the load applies."""
+    """Samples `homekube-lab status` (a subprocess) while the load applies; with more than
+    one checkout, in turn from each, so that they share the same load."""
 
-    def __init__(self, s: Settings) -> None:
+    def __init__(self, s: Settings, checkouts: dict[str, str | None]) -> None:
         super().__init__(daemon=True)
-        self.s, self.samples, self.stop = s, [], threading.Event()
+        self.s, self.checkouts, self.stop = s, checkouts, threading.Event()
+        self.samples: dict[str, list[tuple[float, float]]] = {k: [] for k in checkouts}
+        self.loadavg: list[float] = []
 
     def run(self) -> None:
         while not self.stop.is_set():
-            self.samples.append(status_seconds(self.s))
+            for label, path in self.checkouts.items():
+                self.samples[label].append(status_seconds(self.s, path))
+            self.loadavg.append(os.getloadavg()[0])
             self.stop.wait(1.0)
 
 
-def status_seconds(s: Settings) -> float:
+#: The floor under any Python command: a new interpreter that does nothing.
+FLOOR = "`python -c pass` (the floor)"
+
+
+def status_seconds(s: Settings, checkout: str | None = None) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system) of one `homekube-lab status --json`, a new
+    process as a learner types it, from ``checkout`` (a directory put on PYTHONPATH; default:
+    as this script imports homekube_lab; :data:`FLOOR`: ``python -c pass`` instead). The CPU
+    time says what the command costs; the wall time adds the wait for the busy components
+    and for a share of the cores."""
+    env = {"HOMEKUBE_STATE_DIR": str(s.state_dir), "PATH": "/usr/bin:/bin"}
+    path = checkout or os.environ.get("PYTHONPATH")
+    if path and checkout != FLOOR:
+        env["PYTHONPATH"] = path
+    argv = ["-c", "pass"] if checkout == FLOOR else ["-m", "homekube_lab.cli", "status", "--json"]
     t = time.monotonic()
-    subprocess.run([sys.executable, "-m", "homekube_lab.cli", "status", "--json"],
-                   capture_output=True, timeout=60,
-                   env={"HOMEKUBE_STATE_DIR": str(s.state_dir), "PATH": "/usr/bin:/bin"})
-    return time.monotonic() - t
+    proc = subprocess.Popen([sys.executable, *argv], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env)
+    _pid, _status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = 0  # reaped above: keep Popen from waiting for it again
+    return time.monotonic() - t, usage.ru_utime + usage.ru_stime
+
+
+def _summary(samples: list[tuple[float, float]]) -> str:
+    walls, cpus = [w for w, _ in samples], [c for _, c in samples]
+    return (f"median {statistics.median(walls):.2f}s, max {max(walls):.2f}s (n={len(walls)}); "
+            f"CPU median {statistics.median(cpus):.2f}s")
 
 
 def inproc_status_seconds(s: Settings) -> float:
@@ -114,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--helmreleases", type=int, default=20)
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--keep-state", action="store_true")
+    ap.add_argument("--compare", metavar="CHECKOUT", default=None,
+                    help="also sample `status` from this checkout (e.g. main's), in turn with "
+                    "this one's, under the same load")
     args = ap.parse_args(argv)
     files = manifests(args.namespaces, args.per_namespace, args.helmreleases)
     objects = sum(len(d) - 1 for n, d in files.items() if n != "helmreleases.yaml")
@@ -133,7 +165,12 @@ def main(argv: list[str] | None = None) -> int:
         repo.add_to_kustomization("clusters/apps/local", "load")
         repo.commit(f"load: {objects} objects in {args.namespaces} namespaces, "
                     f"{args.helmreleases} HelmReleases")
-        watcher = Responsiveness(s)
+        checkouts: dict[str, str | None] = {"": None}
+        if args.compare:
+            checkouts = {" (this tree)": str(Path(__file__).resolve().parents[1]),
+                         f" ({args.compare})": str(Path(args.compare).resolve())}
+        checkouts[FLOOR] = FLOOR
+        watcher = Responsiveness(s, checkouts)
         start = time.monotonic()
         repo.push()
         watcher.start()
@@ -152,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         watcher.stop.set()
         watcher.join(30)
         loaded = rss_mib(s)
-        after = [status_seconds(s) for _ in range(5)]
+        after = {label: [status_seconds(s, path) for _ in range(5)]
+                 for label, path in checkouts.items()}
         inproc = [inproc_status_seconds(s) for _ in range(5)]
         counted = sum(len(kube.core(s).list_namespaced_config_map(f"load-{n:02d}").items)
                       for n in range(args.namespaces))
@@ -166,12 +204,14 @@ def main(argv: list[str] | None = None) -> int:
         ]
         for name in loaded:
             figures.append((f"RSS {name}", f"{idle.get(name, 0):.0f} → {loaded[name]:.0f} MiB"))
-        if watcher.samples:
-            figures.append(("`homekube-lab status` while applying",
-                            f"median {statistics.median(watcher.samples):.2f}s, "
-                            f"max {max(watcher.samples):.2f}s (n={len(watcher.samples)})"))
-        figures.append(("`homekube-lab status` after", f"median {statistics.median(after):.2f}s, "
-                                                       f"max {max(after):.2f}s"))
+        for label, path in checkouts.items():
+            what = FLOOR if path == FLOOR else f"`homekube-lab status`{label}"
+            if watcher.samples[label]:
+                figures.append((f"{what} while applying", _summary(watcher.samples[label])))
+            figures.append((f"{what} after", _summary(after[label])))
+        if watcher.loadavg:
+            figures.append(("load average while applying",
+                            f"median {statistics.median(watcher.loadavg):.1f}"))
         figures.append(("cluster.status() in-process after",
                         f"median {statistics.median(inproc) * 1000:.0f} ms"))
     width = max(len(k) for k, _ in figures)

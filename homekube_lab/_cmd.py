@@ -22,10 +22,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import sh
+from typing import TYPE_CHECKING
 
 from .errors import CommandFailed, CommandTimeout, ToolMissing
+
+if TYPE_CHECKING:
+    import sh
 
 #: Every command run in this process, oldest first (argv, cwd, seconds, exit code).
 #: Notebooks show the last few so a learner sees the real commands behind a helper.
@@ -73,6 +75,8 @@ def run(
     :class:`CommandTimeout`. ``on_line`` receives each output line as it arrives
     (stdout and stderr interleaved), for progress.
     """
+    import sh  # here, not at the top: `homekube-lab status` runs no command and starts faster
+
     args = [os.fspath(a) for a in argv]
     if not args:
         raise ValueError("run() needs a command")

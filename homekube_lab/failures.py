@@ -53,7 +53,7 @@ class Failure:
 
 _OBJECT_IN_ERROR = re.compile(
     r"\b([A-Z][A-Za-z]+)/(?:([a-z0-9][a-z0-9.-]*)/)?([a-z0-9][a-z0-9.-]*)\b(?= (?:dry-run|apply|"
-    r"health|is|failed|not|created|configured))")
+    r"health|is|failed|not|created|configured|status: 'Failed'))")
 _FILE_IN_ERROR = re.compile(r"((?:\./)?clusters/[\w./-]+?\.ya?ml)")
 _KUSTOMIZE_FILE_IN_ERROR = re.compile(r"(?:in File: |from ')([\w./-]+?\.ya?ml)")
 
@@ -63,11 +63,12 @@ def explain_failure(kind: str, name: str, namespace: str = NAMESPACE,
     """Flux's error for an object that is not Ready, with the Git file it points at.
 
     kustomize-controller names the object (``Deployment/homekube-apps/broken dry-run
-    failed: …``) or the file (a YAML error during ``kustomize build``); this finds the
-    file in the learner's repository at the revision Flux tried.
+    failed: …``, or a HelmRelease its health check found failed) or the file (a YAML error
+    during ``kustomize build``); this finds the file in the learner's repository at the
+    revision Flux tried. A HelmRelease that failed (values the chart cannot render or the
+    API server refuses) points at the file that defines it, and a Kustomization whose
+    health check failed on one adds that HelmRelease's own condition to the error.
     """
-    from . import gitops
-
     settings = settings or get_settings()
     k = kind_of(kind)
     raw = kube.get_object(k.api_version, k.kind, name, namespace, settings)
@@ -96,15 +97,20 @@ def explain_failure(kind: str, name: str, namespace: str = NAMESPACE,
     o = _OBJECT_IN_ERROR.search(error)
     if o:
         named = "/".join(p for p in o.groups() if p)
-        if not file and k.kind == "Kustomization":
-            path = ((raw.get("spec") or {}).get("path") or "").strip("./")
-            sha = revision.split("@sha1:", 1)[-1] if "@sha1:" in revision else ""
-            ns, obj_name = (o.group(2) or ""), o.group(3)
-            try:
-                file = gitops.LearnerRepo(settings).find_manifest(
-                    o.group(1), obj_name, ns, under=path, rev=sha or None) or ""
-            except LabError:
-                file = ""
+        if k.kind == "Kustomization":
+            # A health check that failed on a Flux object (a HelmRelease whose install failed):
+            # that object's own condition says why.
+            error += _flux_condition(o.group(1), o.group(3), o.group(2) or namespace, settings)
+            if not file:
+                file = _manifest(raw, revision, o.group(1), o.group(3), o.group(2) or "", settings)
+    if not file and k.kind == "HelmRelease" and not obj.is_ready:
+        # helm-controller's errors name no file, yet what it failed on (the values, the chart
+        # version) is in Git: in the file that defines the HelmRelease, under the
+        # Kustomization that applied it.
+        owner = _owner(raw, settings)
+        if owner is not None:
+            owner_rev = (owner.get("status") or {}).get("lastAttemptedRevision") or ""
+            file = _manifest(owner, owner_rev, k.kind, name, namespace, settings)
     if obj.is_ready:
         next_step = "nothing to do"
     elif file:
@@ -116,3 +122,44 @@ def explain_failure(kind: str, name: str, namespace: str = NAMESPACE,
     return Failure(resource, namespace, obj.ready, obj.reason, error, revision, file, named,
                    warnings, next_step)
 
+
+def _manifest(ks: dict, revision: str, kind: str, name: str, namespace: str,
+              settings: Settings) -> str:
+    """The file under Kustomization ``ks``'s path that defines ``kind``/``name``, at the Git
+    ``revision`` it tried ('' if not found)."""
+    from . import gitops
+
+    path = ((ks.get("spec") or {}).get("path") or "").strip("./")
+    sha = revision.split("@sha1:", 1)[-1] if "@sha1:" in revision else ""
+    try:
+        return gitops.LearnerRepo(settings).find_manifest(kind, name, namespace, under=path,
+                                                          rev=sha or None) or ""
+    except LabError:
+        return ""
+
+
+def _owner(raw: dict, settings: Settings) -> dict | None:
+    """The Kustomization that applied ``raw`` (from the labels kustomize-controller sets)."""
+    labels = (raw.get("metadata") or {}).get("labels") or {}
+    name = labels.get("kustomize.toolkit.fluxcd.io/name")
+    if not name:
+        return None
+    k = kind_of("Kustomization")
+    return kube.get_object(k.api_version, k.kind, name,
+                           labels.get("kustomize.toolkit.fluxcd.io/namespace") or NAMESPACE, settings)
+
+
+def _flux_condition(kind: str, name: str, namespace: str, settings: Settings) -> str:
+    """``\\n  HelmRelease/ns/name: InstallFailed: …`` for a Flux object that is not Ready
+    ('' for any other object, or a Ready one)."""
+    try:
+        k = kind_of(kind)
+    except LabError:
+        return ""  # not a Flux kind (a Deployment, …)
+    raw = kube.get_object(k.api_version, k.kind, name, namespace, settings)
+    if raw is None:
+        return ""
+    obj = FluxObject.from_obj(raw)
+    if obj.is_ready or not obj.message:
+        return ""
+    return f"\n  {k.kind}/{namespace}/{name}: {obj.reason}: {obj.message}"

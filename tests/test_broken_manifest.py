@@ -1,5 +1,7 @@
 """A broken manifest in Git shows up, through the library, as a clear message naming the
-Kustomization, the file and Flux's own error; reverting the commit recovers.
+Kustomization, the file and Flux's own error; reverting the commit recovers. So does a
+HelmRelease whose values make the chart render an invalid object: helm-controller's
+condition, surfaced with the file that defines the HelmRelease.
 
 Runs against the session's real embedded cluster: real kustomize-controller, real
 kube-apiserver dry-run. Flux is bootstrapped here if no earlier test did (idempotent).
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from homekube_lab import flux, gitops
+from homekube_lab import checks, flux, gitops, kube
 from homekube_lab.errors import ManifestInvalid
 from homekube_lab.settings import Settings
 
@@ -47,6 +49,31 @@ metadata:
 data:
   greeting: hello
 """
+
+#: A valid HelmRelease (the CRD takes any values), but hello-web renders `replicas: two`,
+#: which the API server refuses when Helm installs it. No install retries (the default), so
+#: helm-controller stalls at once and the `apps` health check fails early.
+BAD_VALUES = """\
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: broken-values
+  namespace: homekube-apps
+spec:
+  interval: 10m
+  timeout: 1m
+  chart:
+    spec:
+      chart: hello-web
+      version: "0.1.x"
+      sourceRef:
+        kind: HelmRepository
+        name: homekube-charts
+        namespace: flux-system
+  values:
+    replicaCount: two
+"""
+HELM_SAYS = ".spec.replicas: expected numeric (int or float), got string"
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +134,35 @@ def test_broken_manifest_is_explained_and_revert_recovers(
     finally:
         _revert_and_recover(repo, sha, lab_settings)
     assert filename not in repo.files(APPS)
+
+
+def test_invalid_helmrelease_values_are_explained_with_the_file_and_revert_recovers(
+        flux_ready: gitops.LearnerRepo, lab_settings: Settings) -> None:
+    repo, filename, ns = flux_ready, "broken-values.yaml", "homekube-apps"
+    path = f"{APPS}/{filename}"
+    sha = _commit_broken(repo, filename, BAD_VALUES)
+    try:
+        with pytest.raises(ManifestInvalid) as caught:
+            flux.sync(settings=lab_settings, progress=None)
+        message = str(caught.value)
+        assert caught.value.resource == "Kustomization/apps", message
+        assert caught.value.path == path, message
+        # the Kustomization's own error names only the HelmRelease: its condition says why
+        assert "HelmRelease/homekube-apps/broken-values" in message, message
+        assert "InstallFailed" in message and HELM_SAYS in message, message
+        assert "next:" in message and "revert" in message, message
+
+        failure = flux.explain_failure("HelmRelease", "broken-values", ns, settings=lab_settings)
+        assert not failure.ok and failure.reason == "InstallFailed", failure
+        assert failure.file == path and HELM_SAYS in failure.error, failure
+        assert path in failure.next_step
+
+        with pytest.raises(checks.CheckpointFailed) as check:
+            checks.check_helmrelease("broken-values", ns, settings=lab_settings)
+        assert path in str(check.value) and HELM_SAYS in str(check.value), check.value
+    finally:
+        _revert_and_recover(repo, sha, lab_settings)
+    assert filename not in repo.files(APPS)
+    # pruned with the revert: nothing of it is left to fail again
+    kube.wait_for(lambda: flux.get("HelmRelease", "broken-values", ns, settings=lab_settings) is None,
+                  60, "HelmRelease broken-values pruned", progress=None)

@@ -197,3 +197,16 @@ def test_check_passes_after_the_lessons_and_names_the_next_step_when_broken(
         flux.resume("Kustomization", "apps", settings=notebook_settings)
     assert lab.check(["04"], notebook_settings)[0].ok
     print("reset --to NN seconds: " + ", ".join(f"{k}: {v:.1f}" for k, v in RESETS.items()))
+
+
+def test_no_secret_in_executed_notebooks_artifacts_or_logs(notebook_settings: Settings) -> None:
+    """After every lesson ran (twice: papermill, then nbval): the Git password and the PKI's
+    private keys are in no executed notebook, no artifact, no log or record, not in the
+    learner's copies or repository history, and not in `status --json`."""
+    from _secrets import scan
+
+    assert RESULTS, "the lessons must have run first"
+    found = scan(notebook_settings, ARTIFACTS)
+    assert any(p.endswith(".ipynb") and "executed" in p for p in found.places), found.places
+    assert any(p.startswith("logs/") for p in found.places), found.places
+    assert not found.leaks, str(found)

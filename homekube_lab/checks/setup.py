@@ -143,10 +143,17 @@ def check_helmrelease(name: str, namespace: str, version: str | None = None,
             next_step="check it is committed, listed in clusters/apps/local/kustomization.yaml "
             "and pushed; then `flux.reconcile('Kustomization', 'apps', with_source=True)`")
     if not hr.is_ready:
+        # Flux's error ends with the cause (e.g. `.spec.replicas: expected numeric`): keep both ends.
+        said = hr.message if len(hr.message) <= 300 else f"{hr.message[:100]} … {hr.message[-200:]}"
+        explain = f"flux.explain_failure('HelmRelease', '{name}', '{namespace}')"
+        failure = flux.explain_failure("HelmRelease", name, namespace, settings)
+        if failure.file:
+            raise CheckpointFailed(
+                "check_helmrelease", f"{where} is not Ready ({hr.reason}: {said}); it is "
+                f"defined in {failure.file}", next_step=f"{failure.next_step}; all of it: `{explain}`")
         raise CheckpointFailed(
-            "check_helmrelease", f"{where} is not Ready ({hr.reason}: {hr.message[:300]})",
-            next_step=f"run `flux.explain_failure('HelmRelease', '{name}', '{namespace}')` or "
-            f"`flux events --for HelmRelease/{name} -n {namespace}`")
+            "check_helmrelease", f"{where} is not Ready ({hr.reason}: {said})",
+            next_step=f"run `{explain}` or `flux events --for HelmRelease/{name} -n {namespace}`")
     release = next((r for r in helm.releases(namespace, settings) if r.name == name), None)
     if release is None or release.status != "deployed":
         raise CheckpointFailed(

@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import toolchain
 from ..settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -19,6 +18,8 @@ __all__ = ["env_exports", "usage_text"]
 
 def env_exports(settings: Settings | None = None) -> str:
     """Shell lines that point kubectl/flux/helm at the embedded cluster and pinned tools."""
+    from .. import toolchain  # here: `status` imports this module and needs no toolchain
+
     settings = settings or get_settings()
     bindir = toolchain.bin_dir(settings)
     return "\n".join([
