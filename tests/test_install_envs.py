@@ -27,6 +27,8 @@ pytestmark = pytest.mark.install
 TOOLS_DIR = Settings.from_env().tools_dir
 PYTHONS = {"lowest": lowest_python, "system": system_python}
 _VENVS: dict[str, Path] = {}
+#: Each venv's unit-test run, started in the background while the lessons wait for Flux.
+_UNIT_RUNS: dict[str, tuple[subprocess.Popen[str], Path]] = {}
 
 
 def _tools_or_skip() -> None:
@@ -83,16 +85,6 @@ def test_postbuild_runs_in_a_clean_venv(name: str, tmp_path: Path) -> None:
     assert r.returncode == 0 and r.stdout.startswith("go1.26."), r.stdout + r.stderr
 
 
-@pytest.mark.parametrize("name", ["lowest", "system"])
-def test_unit_tests_pass_in_the_venv(name: str, tmp_path: Path) -> None:
-    v = _venv(name)
-    env = _env(v, tmp_path / "state")
-    r = _run([str(v / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow",
-              *(f"tests/{f}" for f in UNIT_FILES)], env, REPO, 900)
-    assert r.returncode == 0, r.stdout[-3000:]
-    assert " passed" in r.stdout
-
-
 def test_lesson_03_from_each_venv_on_one_shared_cluster(tmp_path: Path) -> None:
     """`start` brings the cluster up; each venv resets to 03 and runs it (its CLI, its kernel)."""
     from homekube_lab.embedded.processes import leftovers
@@ -100,6 +92,8 @@ def test_lesson_03_from_each_venv_on_one_shared_cluster(tmp_path: Path) -> None:
     _tools_or_skip()
     names = ["lowest", "system"]
     venvs = {n: _venv(n) for n in names}
+    for n in names:
+        _start_unit_tests(n, tmp_path)
     state = tmp_path / "state"
     first = venvs[names[0]]
     try:
@@ -120,3 +114,33 @@ def test_lesson_03_from_each_venv_on_one_shared_cluster(tmp_path: Path) -> None:
     finally:
         _run([str(first / "bin" / "homekube-lab"), "down"], _env(first, state), tmp_path, 300)
     assert not leftovers(state), "processes left running after down"
+
+
+def _start_unit_tests(name: str, tmp_path: Path) -> None:
+    if name in _UNIT_RUNS:
+        return
+    v = _venv(name)
+    log = tmp_path / f"unit-{name}.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([str(v / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                 "-m", "not slow", *(f"tests/{f}" for f in UNIT_FILES)],
+                                env=_env(v, tmp_path / f"state-unit-{name}"), cwd=REPO, stdout=out,
+                                stderr=subprocess.STDOUT, text=True)
+    _UNIT_RUNS[name] = (proc, log)
+
+
+@pytest.mark.parametrize("name", ["lowest", "system"])
+def test_unit_tests_pass_in_the_venv(name: str, tmp_path: Path) -> None:
+    """The no-cluster unit tests, with that venv's Python (started during the lesson test)."""
+    _start_unit_tests(name, tmp_path)
+    proc, log = _UNIT_RUNS[name]
+    try:
+        rc = proc.wait(timeout=900)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = log.read_text()
+    print(out[-2000:])
+    assert rc == 0, out[-3000:]
+    assert " passed" in out
