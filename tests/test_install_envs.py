@@ -5,7 +5,8 @@ there is one (Debian 12: 3.11.2, whose tarfile has no extraction filters), a vir
 with the package's dependencies (cached, see ``_venvs``): repo2docker's ``postBuild`` runs
 in it (with the already-built tools: warm), the unit tests pass in it, and lesson 03 —
 whose diff unpacks a ``git archive`` — runs from its CLI and kernel. The lessons share ONE
-embedded cluster, started by repo2docker's ``start`` hook from the first venv. Under CI
+embedded cluster, started by repo2docker's ``start`` hook from the first venv; both venvs'
+unit tests run in the background meanwhile (the lessons mostly wait for Flux). Under CI
 (``CI`` set) a missing 3.10 fails instead of skipping.
 """
 
