@@ -240,3 +240,21 @@ def test_read_only_tools_dir_is_explained(tmp_path: Path, monkeypatch: pytest.Mo
         if real:
             _umount(s.tools_dir)
     _nothing_installed(s)
+
+
+def test_a_failed_copy_into_the_cache_leaves_no_partial_tool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk fills while a verified binary is moved into the cache (faked: ENOSPC from the move)."""
+    s = _settings(tmp_path)
+    built = tmp_path / "out" / "kwok"
+    built.parent.mkdir()
+    built.write_text("a verified binary")
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(toolchain.shutil, "move", full)
+    with pytest.raises(OSError):
+        toolchain._place(TOOLS["kwok"], built, s, {})
+    assert not (s.tools_dir / "kwok").exists()
+    err = toolchain._os_error(OSError(errno.ENOSPC, "No space left on device"), s, goenv.caches(s.tools_dir))
+    assert "no space left on the disk" in str(err) and "HOMEKUBE_TOOLS_DIR" in err.next_step

@@ -403,14 +403,20 @@ def _place(tool: Tool, built: Path, settings: Settings, extras: dict[str, Path])
     final = cache_dir(tool, settings)
     staging = final.with_name(f".{final.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    shutil.move(str(built), staging / tool.name)
-    for name, src in extras.items():
-        if src.is_dir():
-            shutil.copytree(src, staging / name)
-        else:
-            shutil.copy2(src, staging / name)
-    (staging / _MARKER).write_text(json.dumps({"version": tool.version, "built": time.time()}))
+    try:
+        staging.mkdir(parents=True)
+        shutil.move(str(built), staging / tool.name)
+        for name, src in extras.items():
+            if src.is_dir():
+                shutil.copytree(src, staging / name)
+            else:
+                shutil.copy2(src, staging / name)
+        (staging / _MARKER).write_text(json.dumps({"version": tool.version, "built": time.time()}))
+    except BaseException:  # a full disk, Ctrl-C: no half-copied tool left behind
+        shutil.rmtree(staging, ignore_errors=True)
+        if final.parent.is_dir() and not any(final.parent.iterdir()):
+            final.parent.rmdir()
+        raise
     if final.exists():
         shutil.rmtree(final)
     os.replace(staging, final)
