@@ -365,7 +365,7 @@ def _build_group(group: str, tools: list[Tool], settings: Settings, progress: Pr
         for f in ("go.mod", "go.sum"):
             shutil.copy2(MODULES_DIR / group / f, mod / f)
         packages = [t.package for t in tools]
-        _go_download(group, mod, packages, env, progress, start)
+        total = _go_download(group, mod, packages, env, progress, start)
         extras: dict[str, dict[str, Path]] = {}
         if any(t.name == "flux" for t in tools):
             from .fluxmanifests import generate_manifests
@@ -386,7 +386,7 @@ def _build_group(group: str, tools: list[Tool], settings: Settings, progress: Pr
         out = work / "out"
         argv = ["go", "build", "-v", "-trimpath", "-tags=selinux,notest",
                 f"-ldflags={' '.join(ldflags)}", "-o", f"{out}/"]
-        _go_build(group, argv, packages, mod, env, progress, start)
+        _go_build(group, argv, packages, mod, env, progress, start, total)
         for t in tools:
             built = out / _out_name(t.package)
             got = reported_version(t, built)
@@ -441,8 +441,11 @@ def _throttled(progress: Progress, every: float = 3.0) -> Callable[[str, bool], 
 
 
 def _go_download(group: str, mod: Path, packages: list[str], env: dict[str, str],
-                 progress: Progress, start: float) -> None:
-    """Resolve and download every module the packages need (go list -deps), with progress."""
+                 progress: Progress, start: float) -> int:
+    """Resolve and download every module the packages need (go list -deps), with progress.
+
+    Returns how many packages the build compiles (standard library included: with an empty
+    build cache Go compiles those too), so the build need not list them again."""
     emit = _throttled(progress)
     count = [0]
 
@@ -453,18 +456,16 @@ def _go_download(group: str, mod: Path, packages: list[str], env: dict[str, str]
                  f"({_fmt(time.monotonic() - start)})")
 
     try:
-        run(["go", "list", "-e", "-deps", "-f", "{{.ImportPath}}", *packages], cwd=mod, env=env,
-            timeout=3600, on_line=on_line)
+        listed = run(["go", "list", "-e", "-deps", "-f", "{{.ImportPath}}", *packages], cwd=mod, env=env,
+                     timeout=3600, on_line=on_line)
     except CommandFailed as err:
         raise _build_error(group, err) from None
     progress(f"[{group}] modules ready ({count[0]} downloaded, {_fmt(time.monotonic() - start)})")
+    return len(listed.stdout.split())
 
 
 def _go_build(group: str, argv: list[str], packages: list[str], mod: Path, env: dict[str, str],
-              progress: Progress, start: float) -> None:
-    # Every package, standard library included: with an empty build cache Go compiles those too.
-    total = len(run(["go", "list", "-e", "-deps", "-f", "{{.ImportPath}}",
-                     *packages], cwd=mod, env=env, timeout=600).stdout.split())
+              progress: Progress, start: float, total: int) -> None:
     emit = _throttled(progress, every=5.0)
     done = [0]
 
