@@ -24,7 +24,8 @@ Layers (imports point down only; ``tests/test_layers.py`` enforces it):
                               Git + Helm server, event sink, cold snapshots for ``reset --to NN``,
                               the state dir's lock (one up/down/reset at a time), the shell lines
                               of ``homekube-lab env``, process sizing (Go memory limits)
-    toolchain/                pinned binaries: pins, wrapper Go modules, builds, version checks
+    toolchain/                pinned binaries: pins, wrapper Go modules, builds, version checks;
+                              goenv: which Go builds them, its private caches
     _cmd errors settings state _poll _pointer yamledit    one runner, one error tree, one
                               settings object, the state dir's files, one poller, one YAML editor
 """

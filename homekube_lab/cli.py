@@ -48,7 +48,7 @@ def cmd_tools(args: argparse.Namespace) -> int:
     if args.action == "install":
         start = time.monotonic()
         print(f"Installing pinned tools into {settings.tools_dir}", flush=True)
-        rows = toolchain.install(settings, _progress, force=args.force)
+        rows = toolchain.install(settings, _progress, force=args.force, keep_go_cache=args.keep_go_cache)
         print(f"All {len(rows)} tools ready in {time.monotonic() - start:.1f}s "
               f"(links in {toolchain.bin_dir(settings)})")
         return 0
@@ -201,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tools", help="install or list the pinned Kubernetes/Flux binaries")
     t.add_argument("action", choices=["install", "list"])
     t.add_argument("--force", action="store_true", help="rebuild even if cached")
+    t.add_argument("--keep-go-cache", action="store_true",
+                   help="keep the build's Go module and build cache (<tools dir>/.go-cache; "
+                   "also HOMEKUBE_KEEP_GO_CACHE=1) for faster rebuilds")
     t.add_argument("--json", action="store_true")
     t.set_defaults(func=cmd_tools)
     u = sub.add_parser("up", help="start the embedded cluster (idempotent)")

