@@ -36,6 +36,8 @@ NOTEBOOK_GROUP = {"test_notebooks.py"}
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Two xdist groups, so each keeps its order and the session cluster is started once:
     "notebooks" (the files in NOTEBOOK_GROUP) and "rest". Without xdist this changes nothing."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return  # e.g. the install tests' venvs: no such marker to add
     for item in items:
         group = "notebooks" if item.path.name in NOTEBOOK_GROUP else "rest"
         item.add_marker(pytest.mark.xdist_group(group))

@@ -124,6 +124,8 @@ def _start_unit_tests(name: str, tmp_path: Path) -> None:
     log = tmp_path / f"unit-{name}.log"
     with open(log, "w") as out:
         proc = subprocess.Popen([str(v / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                 # one process: the venv has no pytest-xdist (pyproject's addopts ask for it)
+                                 "-o", "addopts=-ra --strict-markers",
                                  "-m", "not slow", *(f"tests/{f}" for f in UNIT_FILES)],
                                 env=_env(v, tmp_path / f"state-unit-{name}"), cwd=REPO, stdout=out,
                                 stderr=subprocess.STDOUT, text=True)
