@@ -1,9 +1,10 @@
 """Shared fixtures: one real embedded cluster per test session, in a fresh state dir.
 
 The suite runs in two pytest-xdist workers (``-n 2 --dist loadgroup`` in pyproject's addopts):
-the lesson notebooks (papermill pass, then nbval's) on their own cluster in one; everything
-else — unit tests, the integration suites sharing the session cluster, existing mode, the
-browser, faults — in the other. Each group keeps its file and test order; the two groups
+the lesson runs on clusters of their own — the install tests' venvs (lesson 03 from each), then
+the notebooks (papermill pass, then nbval's) — in one; everything else — unit tests, the
+integration suites sharing the session cluster, existing mode, the browser, faults — in the
+other. Each group keeps its file and test order; the two groups
 take about as long each. ``-n 0`` runs everything in one process.
 
 Cluster tests are skipped (with the command that enables them) only when the pinned
@@ -29,17 +30,17 @@ REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "artifacts"
 
 
-#: Test files of the "notebooks" xdist group (one worker); everything else is "rest".
-NOTEBOOK_GROUP = {"test_notebooks.py"}
+#: Test files of the "lessons" xdist group (one worker); everything else is "rest".
+LESSON_GROUP = {"test_install_envs.py", "test_notebooks.py"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Two xdist groups, so each keeps its order and the session cluster is started once:
-    "notebooks" (the files in NOTEBOOK_GROUP) and "rest". Without xdist this changes nothing."""
+    "lessons" (the files in LESSON_GROUP) and "rest". Without xdist this changes nothing."""
     if not config.pluginmanager.hasplugin("xdist"):
         return  # e.g. the install tests' venvs: no such marker to add
     for item in items:
-        group = "notebooks" if item.path.name in NOTEBOOK_GROUP else "rest"
+        group = "lessons" if item.path.name in LESSON_GROUP else "rest"
         item.add_marker(pytest.mark.xdist_group(group))
 
 
