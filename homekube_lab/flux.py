@@ -503,7 +503,7 @@ class SyncResult:
 
     revision: str
     seconds: float
-    steps: list[tuple[str, float]]   # (Kind/name, seconds), in the order they ran
+    steps: list[tuple[str, float]]   # (Kind/name, seconds), in the order they finished
 
     @property
     def short_revision(self) -> str:
@@ -517,8 +517,9 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
     fetch the GitRepository, then reconcile Kustomizations in ``dependsOn`` order — every
     one the source feeds, or only ``kustomization`` and what it depends on.
 
-    Going in order avoids the 30s ``dependsOn`` retry a Kustomization takes when it runs
-    before its dependency has caught up. ``wait=False`` only *asks* for the last
+    Going in order avoids the ``dependsOn`` retry (``--requeue-dependency``) a Kustomization
+    takes when it runs before its dependency has caught up; ``flux-system``, which no other
+    depends on, applies alongside the chain and is waited for last. ``wait=False`` only *asks* for the last
     reconcile (a stopwatch then stops on the object itself). Raises
     :class:`ManifestInvalid` (naming the Kustomization, the file and Flux's error) when a
     Kustomization cannot apply, and :class:`ReconcileTimeout` when something does not
