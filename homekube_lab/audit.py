@@ -109,7 +109,7 @@ class RevertResult:
     files: tuple[str, ...]   # what it changed
     revision: str            # what the Kustomizations applied (main@sha1:…)
     seconds: float           # push of the revert → every Kustomization Ready at it
-    steps: tuple[tuple[str, float], ...] = ()   # (Kind/name, seconds) of the sync, in order
+    steps: tuple[tuple[str, float], ...] = ()   # (Kind/name, seconds) of the sync, as finished
 
     def text(self) -> str:
         # No SHA, no time: executed lessons compare this line run to run.

@@ -94,11 +94,17 @@ def commit_spec_change(kind: str, name: str, key: str, value: Any, *,
         repo.commit(message or f"{k.kind} {name}: {what}")
         sha = repo.push()[:7]
     start = time.monotonic()
-    flux.sync(owner, settings=settings, timeout=timeout, progress=progress)
+    # The owner is only *asked* to apply: what this waits for is the changed object itself.
+    # Waiting for the owner's whole reconcile would add its health checks (``wait: true``),
+    # which kustomize-controller polls every 5s, to every change (issue 17).
+    synced = flux.sync(owner, wait=False, settings=settings, timeout=timeout, progress=progress)
 
     def applied() -> bool:
         live = kube.get_object(k.api_version, k.kind, name, namespace, settings) or {}
-        return equal((live.get("spec") or {}).get(key, ABSENT), value)
+        if equal((live.get("spec") or {}).get(key, ABSENT), value):
+            return True
+        _raise_if_failed(owner, synced.revision, settings)
+        return False
 
     until(applied, timeout, f"{k.kind}/{name} to show spec.{key} from Git", progress=progress,
           interval=0.1, resource=f"{k.kind}/{name}", namespace=namespace)
@@ -107,6 +113,27 @@ def commit_spec_change(kind: str, name: str, key: str, value: Any, *,
                         progress=progress)
     return GitChange(edit.file, f"{k.kind}/{namespace}/{name}", key, edit.previous, value, sha,
                      owner, time.monotonic() - start)
+
+
+def _raise_if_failed(kustomization: str, revision: str, settings: Settings) -> None:
+    """Raise Flux's own error when ``kustomization`` tried ``revision`` and failed (instead of
+    waiting for a value that will never arrive)."""
+    ks = flux.get("Kustomization", kustomization, settings=settings)
+    raw = kube.get_object(flux.KINDS["Kustomization"].api_version, "Kustomization",
+                          kustomization, flux.NAMESPACE, settings) or {}
+    tried = str((raw.get("status") or {}).get("lastAttemptedRevision") or "")
+    if (ks is None or ks.ready != "False" or ks.reason == "DependencyNotReady"
+            or not revision or tried != revision):
+        return
+    from .errors import ManifestInvalid, ReconcileTimeout
+    from .failures import explain_failure
+
+    failure = explain_failure("Kustomization", kustomization, flux.NAMESPACE, settings)
+    if failure.file:
+        raise ManifestInvalid(failure.file, failure.error, resource=f"Kustomization/{kustomization}",
+                              next_step=failure.next_step)
+    raise ReconcileTimeout(f"Kustomization/{kustomization}", flux.NAMESPACE, 0.0,
+                           f"{failure.reason}: {failure.error}", next_step=failure.next_step)
 
 
 def set_drift_detection(mode: str | None, ignore: Sequence[Mapping[str, Any]] | None = None, *,

@@ -503,7 +503,7 @@ class SyncResult:
 
     revision: str
     seconds: float
-    steps: list[tuple[str, float]]   # (Kind/name, seconds), in the order they ran
+    steps: list[tuple[str, float]]   # (Kind/name, seconds), in the order they finished
 
     @property
     def short_revision(self) -> str:
@@ -517,8 +517,9 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
     fetch the GitRepository, then reconcile Kustomizations in ``dependsOn`` order — every
     one the source feeds, or only ``kustomization`` and what it depends on.
 
-    Going in order avoids the 30s ``dependsOn`` retry a Kustomization takes when it runs
-    before its dependency has caught up. ``wait=False`` only *asks* for the last
+    Going in order avoids the ``dependsOn`` retry (``--requeue-dependency``) a Kustomization
+    takes when it runs before its dependency has caught up; ``flux-system``, which no other
+    depends on, applies alongside the chain and is waited for last. ``wait=False`` only *asks* for the last
     reconcile (a stopwatch then stops on the object itself). Raises
     :class:`ManifestInvalid` (naming the Kustomization, the file and Flux's error) when a
     Kustomization cannot apply, and :class:`ReconcileTimeout` when something does not
@@ -540,6 +541,12 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
     plan = [("GitRepository", source)] + [
         ("Kustomization", n) for n in kustomization_order(source, namespace, settings,
                                                           only=kustomization)]
+    # The root Kustomization (``flux-system``: it applies Flux itself and the other
+    # Kustomizations' definitions) is not a dependency of the chain below it, and the
+    # slowest to apply (every CRD): it runs alongside the chain instead of before it, and
+    # is waited for at the end (issue 17).
+    root = plan[1][1] if (wait and len(plan) > 2 and plan[1][1] == "flux-system") else ""
+    deferred: list[tuple[str, str, float]] = []   # (name, token, started)
     for i, (kind, name) in enumerate(plan):
         t = time.monotonic()
         current = get(kind, name, namespace, settings)
@@ -551,22 +558,41 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
         token = request_reconcile(kind, name, namespace, settings)
         if not wait and i == len(plan) - 1:
             break
-        obj = wait_handled(kind, name, token, namespace, timeout, settings, progress)
-        if not obj.is_ready:
-            from .failures import explain_failure
-
-            failure = explain_failure(kind, name, namespace, settings)
-            if failure.file:
-                raise ManifestInvalid(failure.file, failure.error, resource=f"{kind}/{name}",
-                                      next_step=failure.next_step)
-            raise ReconcileTimeout(f"{kind}/{name}", namespace, time.monotonic() - t,
-                                   f"{failure.reason}: {failure.error}",
-                                   next_step=failure.next_step)
-        steps.append((f"{kind}/{name}", time.monotonic() - t))
-        if progress:
-            progress(f"✔ {kind}/{name} reconciled ({time.monotonic() - t:.1f}s)")
+        if kind == "Kustomization" and name == root:
+            deferred.append((name, token, t))
+            continue
+        _wait_synced(kind, name, token, namespace, timeout, settings, progress, t, steps)
+    for name, token, t in deferred:
+        _wait_synced("Kustomization", name, token, namespace, timeout, settings, progress, t,
+                     steps)
+        # It may have changed the others' specs (an interval, a path): each reconciles again
+        # on its own; wait until every one is Ready for its new generation.
+        for kind, other in plan[2:]:
+            obj = get(kind, other, namespace, settings)
+            if obj is not None and not obj.suspended and obj.observed_generation < obj.generation:
+                wait_ready(kind, other, namespace, timeout, settings, progress)
     git = get("GitRepository", source, namespace, settings)
     return SyncResult(git.revision if git else "", time.monotonic() - start, steps)
+
+
+def _wait_synced(kind: str, name: str, token: str, namespace: str, timeout: float | None,
+                 settings: Settings, progress: Progress | None, t: float,
+                 steps: list[tuple[str, float]]) -> None:
+    """Wait until ``token`` is handled; raise Flux's own error when it did not apply."""
+    obj = wait_handled(kind, name, token, namespace, timeout, settings, progress)
+    if not obj.is_ready:
+        from .failures import explain_failure
+
+        failure = explain_failure(kind, name, namespace, settings)
+        if failure.file:
+            raise ManifestInvalid(failure.file, failure.error, resource=f"{kind}/{name}",
+                                  next_step=failure.next_step)
+        raise ReconcileTimeout(f"{kind}/{name}", namespace, time.monotonic() - t,
+                               f"{failure.reason}: {failure.error}",
+                               next_step=failure.next_step)
+    steps.append((f"{kind}/{name}", time.monotonic() - t))
+    if progress:
+        progress(f"✔ {kind}/{name} reconciled ({time.monotonic() - t:.1f}s)")
 
 
 def __getattr__(name: str) -> Any:

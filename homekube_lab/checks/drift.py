@@ -28,6 +28,9 @@ def check_ready_for_drift(kustomization: str = "apps", release: str = "hello-web
                                    ("Kustomization", kustomization, flux.NAMESPACE, "01"),
                                    ("HelmRelease", release, namespace, "02")):
         obj = flux.get(kind, name, ns, settings)
+        if obj is not None and obj.ready == "Unknown" and not obj.suspended:
+            # Mid-reconcile (e.g. health checks after the last commit): judge it once settled.
+            obj = flux.wait_idle(kind, name, ns, settings=settings)
         if obj is None:
             raise CheckpointFailed(
                 "check_ready_for_drift", f"{kind} {ns}/{name} does not exist",

@@ -13,7 +13,11 @@ this small supervisor plays that part for Flux alone:
   where a pod's network differs from a process's: listen addresses move to free
   127.0.0.1 ports, cluster DNS names (``source-controller.flux-system.svc``) become those
   ports, leader election is switched off (one replica, and a restart must not wait for
-  a stale lease), and source-controller's storage is ``<state>/artifacts``.
+  a stale lease), and source-controller's storage is ``<state>/artifacts``;
+* one lab default (issue 17): kustomize-controller's ``--requeue-dependency`` is 5s instead
+  of 30s unless the Deployment sets it, so a Kustomization that ran before its ``dependsOn``
+  had applied a new commit tries again after 5s (lesson 04 still shows that wait; a 30s one
+  taught nothing more and cost every lesson and test that waits on it).
 
 kwok marks the Deployments' pods Running/Ready, so ``flux check`` and ``flux bootstrap``
 see healthy pods; the real work happens in these processes. Logs:
@@ -61,6 +65,10 @@ GO_MEMORY: dict[str, dict[str, str]] = {
     "kustomize-controller": {"GOGC": "50", "GOMEMLIMIT": "64MiB"},
     "helm-controller": {"GOGC": "50", "GOMEMLIMIT": "48MiB"},
     "notification-controller": {"GOGC": "50", "GOMEMLIMIT": "32MiB"},
+}
+#: Flags a controller gets unless its Deployment sets them (see the module docstring).
+LAB_DEFAULTS: dict[str, dict[str, str]] = {
+    "kustomize-controller": {"--requeue-dependency": "5s"},
 }
 #: How often the runner looks at the Deployments. One second keeps `flux install`,
 #: `rollout restart` and `flux uninstall` feeling immediate at negligible API load.
@@ -201,6 +209,8 @@ class Runner:
             else:
                 args.append(arg.replace("$(RUNTIME_NAMESPACE)", NAMESPACE))
         args += [f"{f}={v}" for f, v in overrides.items() if f not in seen]
+        given = {a.split("=", 1)[0] for a in container.get("args") or []}
+        args += [f"{f}={v}" for f, v in LAB_DEFAULTS.get(name, {}).items() if f not in given]
         home = self.s.state_dir / "flux" / name
         (home / "tmp").mkdir(parents=True, exist_ok=True)
         env = {"KUBECONFIG": str(self.kubeconfig), "RUNTIME_NAMESPACE": NAMESPACE,
