@@ -99,6 +99,7 @@ def kwokctl_run(kwokctl: Path, index: int) -> tuple[float, int, list[str]]:
         _run([*kubectl, "wait", "--for=condition=Ready", "node", "--all", "--timeout=120s"], env)
         seconds = time.monotonic() - start
         started = _processes_of(run_dir)
+        _check_loopback(started, "kwokctl")
         _run([*base, "delete", "cluster"], env)
         left = _gone_or_list(lambda: _processes_of(run_dir))
         return seconds, len(started), left
@@ -111,11 +112,13 @@ def kwokctl_run(kwokctl: Path, index: int) -> tuple[float, int, list[str]]:
 # --------------------------------------------------------------------------- homekube-lab
 
 
-def homekube_run(index: int) -> tuple[float, int, list[str], str]:
-    """One `homekube-lab up` from an empty state dir → `down --purge`. Returns (seconds,
-    processes started, left over, the step timings `up` printed)."""
+def homekube_run(index: int, tree: Path | None = None) -> tuple[float, int, list[str], str]:
+    """One `homekube-lab up` from an empty state dir → `down --purge` (with the code of
+    ``tree`` if given). Returns (seconds, processes started, left over, the step timings
+    `up` printed)."""
     root = Path(tempfile.mkdtemp(prefix=f"hk-up-{index}-"))
-    env = {**os.environ, "HOMEKUBE_STATE_DIR": str(root / "state")}
+    env = {**os.environ, "HOMEKUBE_STATE_DIR": str(root / "state"),
+           **({"PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"} if tree else {})}
     cli = [sys.executable, "-m", "homekube_lab.cli"]
     try:
         start = time.monotonic()
@@ -123,6 +126,7 @@ def homekube_run(index: int) -> tuple[float, int, list[str], str]:
         seconds = time.monotonic() - start
         steps = next((line.strip() for line in out.splitlines() if "cluster up in" in line), "")
         started = _processes_of(root)
+        _check_loopback(started, "homekube-lab")
         _run([*cli, "down", "--purge"], env)
         left = _gone_or_list(lambda: _processes_of(root))
         return seconds, len(started), left, steps
@@ -163,6 +167,20 @@ def _processes_of(root: Path) -> list[psutil.Process]:
     return found
 
 
+NOT_LOOPBACK: list[str] = []
+
+
+def _check_loopback(procs: list[psutil.Process], side: str) -> None:
+    """Record any listening socket of ``procs`` that is not on a loopback address."""
+    for p in procs:
+        try:
+            for c in p.net_connections(kind="inet"):
+                if c.status == psutil.CONN_LISTEN and c.laddr.ip not in ("127.0.0.1", "::1"):
+                    NOT_LOOPBACK.append(f"{side}: {p.name()} listens on {c.laddr.ip}:{c.laddr.port}")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+
+
 def _gone_or_list(find: Callable[[], list[psutil.Process]], wait: float = 10.0) -> list[str]:
     deadline = time.monotonic() + wait
     while (left := find()) and time.monotonic() < deadline:
@@ -182,6 +200,9 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=1, help="untimed runs of each first")
     ap.add_argument("--kwokctl", type=Path, help="a kwokctl binary (default: build the pinned one)")
     ap.add_argument("--only", choices=("kwokctl", "homekube-lab"), help="time one side only")
+    ap.add_argument("--before", type=Path, metavar="TREE",
+                    help="also time `homekube-lab up` with the code of another source tree "
+                    "(e.g. `git archive main` unpacked), interleaved the same way")
     args = ap.parse_args()
     toolchain.verify_installed()
     kwokctl = args.kwokctl or (Path("-") if args.only == "homekube-lab" else build_kwokctl())
@@ -189,11 +210,13 @@ def main() -> int:
           flush=True)
     ours: list[float] = []
     theirs: list[float] = []
-    counts: dict[str, set[int]] = {"kwokctl": set(), "homekube-lab": set()}
+    before: list[float] = []
+    counts: dict[str, set[int]] = {"kwokctl": set(), "homekube-lab": set(), "before": set()}
     leaks: list[str] = []
     for i in range(args.warmup + args.runs):
         timed = i >= args.warmup
-        order = ("kwokctl", "homekube-lab") if i % 2 == 0 else ("homekube-lab", "kwokctl")
+        order = ["kwokctl", "homekube-lab", *(["before"] if args.before else [])]
+        order = order if i % 2 == 0 else order[::-1]
         for side in order:
             if args.only and side != args.only:
                 continue
@@ -201,26 +224,33 @@ def main() -> int:
                 secs, n, left = kwokctl_run(kwokctl, i)
                 steps = ""
             else:
-                secs, n, left, steps = homekube_run(i)
+                secs, n, left, steps = homekube_run(i, args.before if side == "before" else None)
             counts[side].add(n)
             leaks += [f"{side} run {i}: {x}" for x in left]
             print(f"{'run' if timed else 'warm-up'} {i - args.warmup + 1 if timed else i + 1}: "
                   f"{side:<12} {secs:5.2f} s, {n} processes, {len(left)} left after stop"
                   f"{'  ' + steps if steps else ''}", flush=True)
             if timed:
-                (theirs if side == "kwokctl" else ours).append(secs)
+                {"kwokctl": theirs, "homekube-lab": ours, "before": before}[side].append(secs)
     print()
     if theirs:
         print(_line("kwokctl create + 1 node Ready", theirs))
     if ours:
         print(_line("homekube-lab up", ours))
+    if before:
+        print(_line(f"homekube-lab up ({args.before})", before))
     if ours and theirs:
         ratio = statistics.median(ours) / statistics.median(theirs)
         print(f"ratio (ours / kwokctl, medians): {ratio:.2f}×")
+    if before and theirs:
+        print(f"ratio (before / kwokctl, medians): "
+              f"{statistics.median(before) / statistics.median(theirs):.2f}×")
     print(f"processes started per run: kwokctl {sorted(counts['kwokctl'])} (etcd, kube-apiserver, "
           f"kube-controller-manager, kube-scheduler, kwok-controller); homekube-lab "
           f"{sorted(counts['homekube-lab'])} (those five + Git server + event sink + Flux runner)")
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    print("listeners: " + ("; ".join(NOT_LOOPBACK) if NOT_LOOPBACK else
+                           "every listening socket of both sides on 127.0.0.1"))
     if leaks:
         print("LEFT RUNNING after delete/down:\n  " + "\n  ".join(leaks))
         return 1

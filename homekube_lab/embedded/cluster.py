@@ -1,11 +1,13 @@
 """The embedded cluster: a real Kubernetes control plane and real Flux, as local processes.
 
-``up`` starts, in order: etcd (TLS, client-cert auth), kube-apiserver (TLS, client-cert
+``up`` starts etcd (TLS, client-cert auth), kube-apiserver (TLS, client-cert
 authentication, RBAC, anonymous requests refused), kube-controller-manager,
 kube-scheduler, the kwok controller (which plays the kubelet for one simulated node), the
 loopback Git + Helm chart server, the event sink (where a Flux ``Provider`` posts events;
 ``embedded.eventsink``), and the Flux runner (which runs Flux's real
-controllers as local processes while their Deployments exist). Everything listens on
+controllers as local processes while their Deployments exist) — each as soon as what it
+needs is there (``_NEEDS``), not one after the other, and returns when every one is
+healthy; ``ClusterInfo.steps`` says where the time went. Everything listens on
 127.0.0.1 only, on ports chosen free at the first start and recorded in
 ``<state>/run/cluster.json``::
 
