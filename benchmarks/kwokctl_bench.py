@@ -5,14 +5,16 @@ kube-controller-manager, kube-scheduler, kwok, kubectl: ``toolchain.path(name)``
 nothing, ``--runs`` times each, interleaved in one benchmark run (A B, B A, A B, ...), so
 that both meet the same load::
 
-    python benchmarks/kwokctl_bench.py [--runs 5] [--warmup 1] [--kwokctl PATH]
+    python benchmarks/kwokctl_bench.py [--runs 5] [--warmup 1] [--kwokctl PATH] [--before TREE]
 
 kwokctl: a fresh ``KWOK_WORKDIR`` and ``--name`` per run; timed from ``kwokctl create
 cluster`` to one node Ready (``kwokctl scale node --replicas 1``, then ``kubectl wait
---for=condition=Ready``), then ``kwokctl delete cluster``. Its kubeconfig goes to the run's
-own dir (never ``~/.kube/config``), and a config file sets its ``bindAddress`` to
-127.0.0.1 (its default is 0.0.0.0) and its kubectl (v0.8.0 has no ``--kubectl-binary``
-flag; ``kubectlBinary`` is an option of its configuration).
+--for=condition=Ready``), then ``kwokctl delete cluster``. ``create`` returns once the API
+server answers ``/version``; also printed: when its ``/readyz`` answers ok too (what
+``homekube-lab up`` waits for, with kube-controller-manager and kube-scheduler healthy).
+Its kubeconfig goes to the run's own dir (never ``~/.kube/config``), and a config file
+sets its ``bindAddress`` to 127.0.0.1 (its default is 0.0.0.0) and its kubectl (v0.8.0
+has no ``--kubectl-binary`` flag; ``kubectlBinary`` is an option of its configuration).
 
 homekube-lab: a fresh, empty state dir per run; timed from typing ``homekube-lab up`` (a
 new Python process, as a learner types it) until it returns — API and node Ready, the Git
@@ -77,8 +79,9 @@ def _kwokctl_config(run_dir: Path) -> Path:
     return conf
 
 
-def kwokctl_run(kwokctl: Path, index: int) -> tuple[float, int, list[str]]:
-    """One create → node Ready → delete. Returns (seconds, processes started, left over)."""
+def kwokctl_run(kwokctl: Path, index: int) -> tuple[float, float, int, list[str]]:
+    """One create → node Ready → delete. Returns (seconds, seconds until its API server's
+    ``/readyz`` also answers ok — what ``up`` waits for —, processes started, left over)."""
     run_dir = Path(tempfile.mkdtemp(prefix=f"hk-kwokctl-{index}-"))
     name = f"bench{index}"
     kubeconfig = run_dir / "kubeconfig"
@@ -98,11 +101,17 @@ def kwokctl_run(kwokctl: Path, index: int) -> tuple[float, int, list[str]]:
         _run([*base, "scale", "node", "--replicas=1"], env)
         _run([*kubectl, "wait", "--for=condition=Ready", "node", "--all", "--timeout=120s"], env)
         seconds = time.monotonic() - start
+        while subprocess.run([*kubectl, "get", "--raw=/readyz"], env=env, capture_output=True,
+                             timeout=60).returncode != 0:
+            if time.monotonic() - start > 120:
+                sys.exit("kwokctl's kube-apiserver never became ready")
+            time.sleep(0.05)
+        readyz = time.monotonic() - start
         started = _processes_of(run_dir)
         _check_loopback(started, "kwokctl")
         _run([*base, "delete", "cluster"], env)
         left = _gone_or_list(lambda: _processes_of(run_dir))
-        return seconds, len(started), left
+        return seconds, readyz, len(started), left
     finally:
         for p in _processes_of(run_dir):  # only if delete failed: they are this run's
             p.kill()
@@ -211,6 +220,7 @@ def main() -> int:
     ours: list[float] = []
     theirs: list[float] = []
     before: list[float] = []
+    theirs_readyz: list[float] = []
     counts: dict[str, set[int]] = {"kwokctl": set(), "homekube-lab": set(), "before": set()}
     leaks: list[str] = []
     for i in range(args.warmup + args.runs):
@@ -221,8 +231,10 @@ def main() -> int:
             if args.only and side != args.only:
                 continue
             if side == "kwokctl":
-                secs, n, left = kwokctl_run(kwokctl, i)
-                steps = ""
+                secs, readyz, n, left = kwokctl_run(kwokctl, i)
+                steps = f"/readyz ok after {readyz:.2f} s"
+                if timed:
+                    theirs_readyz.append(readyz)
             else:
                 secs, n, left, steps = homekube_run(i, args.before if side == "before" else None)
             counts[side].add(n)
@@ -235,6 +247,7 @@ def main() -> int:
     print()
     if theirs:
         print(_line("kwokctl create + 1 node Ready", theirs))
+        print(_line("  ... and its /readyz ok", theirs_readyz))
     if ours:
         print(_line("homekube-lab up", ours))
     if before:
