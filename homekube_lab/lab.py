@@ -146,12 +146,13 @@ def up(settings: Settings | None = None, progress: Progress = print, *,
     if settings.mode == "embedded":
         from .embedded import cluster
 
-        info = cluster.up(settings, progress=progress, fresh=fresh)
-        repo = gitops.LearnerRepo(settings)
-        repo.seed(info.git_url, info.charts_url)
-        if repo.point_charts_at(info.charts_url):
-            progress(f"your HelmRepository now points at {info.charts_url} (a commit of its own)")
-        return info
+        def seed(info: Any) -> None:  # as soon as the Git server answers, while the rest boots
+            repo = gitops.LearnerRepo(settings)
+            repo.seed(info.git_url, info.charts_url)
+            if repo.point_charts_at(info.charts_url):
+                progress(f"your HelmRepository now points at {info.charts_url} (a commit of its own)")
+
+        return cluster.up(settings, progress=progress, fresh=fresh, when_git_serves=seed)
     from . import existing  # your own cluster: checks it, starts nothing, clones your repo
 
     existing.up(settings, progress)

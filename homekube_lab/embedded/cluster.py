@@ -1,11 +1,13 @@
 """The embedded cluster: a real Kubernetes control plane and real Flux, as local processes.
 
-``up`` starts, in order: etcd (TLS, client-cert auth), kube-apiserver (TLS, client-cert
+``up`` starts etcd (TLS, client-cert auth), kube-apiserver (TLS, client-cert
 authentication, RBAC, anonymous requests refused), kube-controller-manager,
 kube-scheduler, the kwok controller (which plays the kubelet for one simulated node), the
 loopback Git + Helm chart server, the event sink (where a Flux ``Provider`` posts events;
 ``embedded.eventsink``), and the Flux runner (which runs Flux's real
-controllers as local processes while their Deployments exist). Everything listens on
+controllers as local processes while their Deployments exist) — each as soon as what it
+needs is there (``_NEEDS``), not one after the other, and returns when every one is
+healthy; ``ClusterInfo.steps`` says where the time went. Everything listens on
 127.0.0.1 only, on ports chosen free at the first start and recorded in
 ``<state>/run/cluster.json``::
 
@@ -35,13 +37,12 @@ from pathlib import Path
 import psutil
 
 from .. import state
-from .._cmd import run
 from ..errors import ClusterNotRunning, LabError
 from ..settings import Settings, get_settings
 from ..state import write_private
 from . import lock, processes
 from .pki import PKI, SERVICE_CIDR
-from .probes import advertise_ip
+from .probes import advertise_ip, tls_context
 from .probes import http_status as _http_status
 from .probes import https_status as _https_status
 from .sizing import GO_MEMORY, KCM_CONTROLLERS
@@ -56,6 +57,8 @@ CLUSTER_NAME = "homekube"
 #: Start order; ``down`` goes the other way.
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok",
               "git-server", "event-sink", "flux-runner")
+#: Not components: steps of `up` that components wait for (see ``_NEEDS``).
+_SERVING, _PREPARED = "kube-apiserver serving", "charts and bare repository"
 _PORTS = ("etcd", "etcd-peer", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
           "git-server", "event-sink")
 
@@ -73,6 +76,8 @@ class ClusterInfo:
     ports: dict[str, int]
     started: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: Where `up`'s time went: seconds per step (each component from launch to healthy).
+    steps: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -191,7 +196,11 @@ class _Stack:
                     # Raft keeps the entries since the last snapshot in memory (10000 by
                     # default, and Flux's CRDs make some of them large): one member, so a
                     # short tail is enough.
-                    "--snapshot-count=1000", "--snapshot-catchup-entries=500"]
+                    "--snapshot-count=1000", "--snapshot-catchup-entries=500",
+                    # One member: its first (and only) election ends ~0.4 s sooner with a
+                    # shorter Raft tick (healthy in ~0.1 s instead of 0.1–0.8 s, measured);
+                    # no other member can time out, so nothing else changes.
+                    "--heartbeat-interval=50", "--election-timeout=250"]
         if name == "kube-apiserver":
             return [str(t("kube-apiserver", self.s)),
                     f"--etcd-servers=https://127.0.0.1:{p['etcd']}",
@@ -279,6 +288,12 @@ class _Stack:
             raise KeyError(name)
         return code == 200, f"HTTP {code}" if code else "not answering"
 
+    def serving(self) -> bool:
+        """kube-apiserver answers an authenticated request (it may still be finishing its
+        post-start hooks: ``/readyz`` says when it has)."""
+        return _https_status(f"{self.server}/version", ca=self.pki.path("ca.crt"),
+                             cert=self.pki.path("admin.crt"), key=self.pki.path("admin.key")) == 200
+
     def _node_ready(self) -> tuple[bool, str]:
         try:  # one request: the node's Ready condition (a busy API server answers slowly)
             node = self.api_get(f"/api/v1/nodes/{NODE_NAME}", timeout=2.0)
@@ -291,38 +306,37 @@ class _Stack:
                 return cond.get("status") == "True", f"node {NODE_NAME} Ready={cond.get('status')}"
         return False, f"node {NODE_NAME} has no Ready condition yet"
 
+    def _admin_tls(self) -> ssl.SSLContext:
+        return tls_context(self.pki.path("ca.crt"), self.pki.path("admin.crt"), self.pki.path("admin.key"))
+
     def api_get(self, path: str, timeout: float = 5.0) -> dict:
-        ctx = ssl.create_default_context(cafile=str(self.pki.path("ca.crt")))
-        ctx.load_cert_chain(str(self.pki.path("admin.crt")), str(self.pki.path("admin.key")))
-        with urllib.request.urlopen(f"{self.server}{path}", context=ctx, timeout=timeout) as resp:
+        with urllib.request.urlopen(f"{self.server}{path}", context=self._admin_tls(),
+                                    timeout=timeout) as resp:
             return json.loads(resp.read())
 
-
-def _wait(check: Callable[[], tuple[bool, str]], timeout: float, what: str, progress: Progress,
-          log: Path | None = None, pid_name: str | None = None, stack: _Stack | None = None) -> None:
-    start = time.monotonic()
-    last_say = start
-    detail = ""
-    while True:
-        ok, detail = check()
-        if ok:
-            return
-        if pid_name and stack and not processes.running(pid_name, stack.s.run_dir):
-            raise ClusterNotRunning(
-                f"{pid_name} exited while starting; last lines of {log}:\n{_tail(log) if log else ''}",
-                next_step=f"read {log}, then run `homekube-lab up` again",
-            )
-        now = time.monotonic()
-        if now - start > timeout:
-            raise ClusterNotRunning(
-                f"{what} not ready after {timeout:.0f}s ({detail}); last lines of {log}:\n"
-                f"{_tail(log) if log else ''}",
-                next_step=f"read {log}; `homekube-lab down` then `homekube-lab up` starts it again",
-            )
-        if now - last_say > 5:
-            progress(f"waiting for {what} ({detail}, {now - start:.0f}s)")
-            last_say = now
-        time.sleep(0.2)
+    def api_apply(self, path: str, obj: dict, *, field_manager: str, timeout: float = 60) -> dict:
+        """Server-side apply of ``obj`` at ``path`` (as the admin). An API server that is
+        still starting (no answer, 429, 5xx) is retried until ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            req = urllib.request.Request(
+                f"{self.server}{path}?fieldManager={field_manager}", data=json.dumps(obj).encode(),
+                method="PATCH", headers={"Content-Type": "application/apply-patch+yaml"})
+            try:
+                with urllib.request.urlopen(req, context=self._admin_tls(), timeout=10) as resp:
+                    return json.loads(resp.read())
+            except urllib.error.HTTPError as err:
+                why = f"HTTP {err.code} {err.read().decode(errors='replace')[:500]}"
+                if err.code != 429 and err.code < 500:
+                    deadline = 0.0  # a refusal, not a start-up: retrying will not help
+            except OSError as err:
+                why = str(err)
+            if time.monotonic() > deadline:
+                raise ClusterNotRunning(
+                    f"kube-apiserver did not apply {path}: {why}",
+                    next_step=f"read {self.log('kube-apiserver')}; `homekube-lab down` then "
+                    "`homekube-lab up` starts the cluster again")
+            time.sleep(0.1)
 
 
 # --------------------------------------------------------------------------- up
@@ -335,8 +349,13 @@ _START_TIMEOUT = {"etcd": 30, "kube-apiserver": 90, "kube-controller-manager": 6
 
 
 @lock.holding("up")
-def up(settings: Settings | None = None, progress: Progress = print, *, fresh: bool = False) -> ClusterInfo:
-    """Start the embedded cluster (or whatever part of it is not running). Idempotent."""
+def up(settings: Settings | None = None, progress: Progress = print, *, fresh: bool = False,
+       when_git_serves: Callable[[ClusterInfo], None] | None = None) -> ClusterInfo:
+    """Start the embedded cluster (or whatever part of it is not running). Idempotent.
+
+    ``when_git_serves(info)`` runs once the Git server answers — while the rest of the
+    cluster may still be booting — and before ``up`` returns (``lab.up`` seeds the
+    learner's repository there)."""
     settings = settings or get_settings()
     if settings.mode != "embedded":
         raise LabError("HOMEKUBE_MODE=existing: homekube-lab does not start a cluster in this mode",
@@ -363,14 +382,19 @@ def up(settings: Settings | None = None, progress: Progress = print, *, fresh: b
     if len(already) == len(COMPONENTS) and not stack.pki.missing() and \
             all(stack.healthy(n)[0] for n in COMPONENTS):
         progress(f"already running ({len(COMPONENTS)} components healthy): nothing to do")
-        return _info(stack, [], time.monotonic() - t0)
+        info = _info(stack, [], time.monotonic() - t0)
+        if when_git_serves:
+            when_git_serves(info)
+        return info
 
     _require_space(settings)
     stack.record.advertise_ip = stack.record.advertise_ip or advertise_ip()
     stack.allocate_ports(progress)
     had_pki = not stack.pki.missing() or any(stack.pki.path(n).is_file()
                                              for pair in stack.pki.pairs() for n in pair)
+    t_pki = time.monotonic()
     made = stack.pki.ensure(stack.record.advertise_ip)
+    pki_seconds = time.monotonic() - t_pki
     if made and had_pki:
         kept = f" (what was left of them is in {stack.pki.backup_dir})" if stack.pki.backup_dir else ""
         progress(f"re-issued {len(made)} missing PKI file(s): {', '.join(made)}{kept}")
@@ -386,28 +410,185 @@ def up(settings: Settings | None = None, progress: Progress = print, *, fresh: b
     stack.record.git_url, stack.record.charts_url = stack.git_url, stack.charts_url
     stack.save()
 
-    started: list[str] = []
-    for name in COMPONENTS:
-        if processes.running(name, settings.run_dir):
-            if stack.healthy(name)[0] or (started and _recovers(stack, name, _RECOVER_GRACE)):
-                continue
-            progress(f"{name} is running but not healthy: restarting it")
-            processes.stop(name, settings.run_dir)
-        t = time.monotonic()
-        progress(f"starting {name}")
-        if name == "kwok":
-            _ensure_node(stack)
-        if name == "flux-runner":
-            _prepare_git(stack, progress)
-        processes.start(name, stack.argv(name), log=stack.log(name), run_dir=settings.run_dir,
-                        env=stack.env(name), cwd=settings.state_dir)
-        _wait(lambda n=name: stack.healthy(n), _START_TIMEOUT[name], name, progress,
-              log=stack.log(name), pid_name=name, stack=stack)
-        started.append(name)
-        progress(f"{name} ready ({_fmt(time.monotonic() - t)})")
-    info = _info(stack, started, time.monotonic() - t0)
-    progress(f"cluster up in {_fmt(info.seconds)}")
+    setup_seconds = time.monotonic() - t0
+    hook = (lambda: when_git_serves(_info(stack, [], 0.0))) if when_git_serves else None
+    started, steps = _start(stack, progress, hook)
+    steps = {"setup": setup_seconds, "of which pki": pki_seconds, **steps}
+    info = _info(stack, started, time.monotonic() - t0, steps)
+    progress(f"cluster up in {_fmt(info.seconds)} ({_steps_text(steps)})")
     return info
+
+
+#: What a component needs before it starts. etcd and kube-apiserver start together (the
+#: API server retries etcd until it answers; its readiness includes etcd's). kwok and the
+#: node it plays need the API *serving* (``/version`` answers an authenticated client; both
+#: act as system:masters), not ready: the node is registered and kwok starts while
+#: kube-apiserver finishes its post-start hooks. The controller manager and the scheduler
+#: need it ready: they read the RBAC roles and the ``extension-apiserver-authentication``
+#: ConfigMap those hooks create, and exit without them. The Git server needs the Helm and
+#: Git repositories it serves (``_prepare_git``, done while kube-apiserver boots). The
+#: event sink and the Flux runner need nothing (the runner retries the API).
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "etcd": (), "kube-apiserver": (), "kube-controller-manager": ("kube-apiserver",),
+    "kube-scheduler": ("kube-apiserver",), "kwok": (_SERVING,),
+    "git-server": (_PREPARED,), "event-sink": (), "flux-runner": (),
+}
+#: How often a start in progress is probed: a probe is one loopback request, and each
+#: component's wait ends at the first probe after it is healthy.
+_POLL = 0.05
+
+
+class _Probe(threading.Thread):
+    """Probes one component's health in the background until it is healthy (or stopped),
+    so that a slow answer (an API server busy booting, etcd electing its leader) or the
+    work ``up`` does meanwhile never delays noticing that another one is ready."""
+
+    def __init__(self, check: Callable[[], tuple[bool, str]], stop: threading.Event) -> None:
+        super().__init__(daemon=True)
+        self.check, self.stop = check, stop
+        self.healthy_at: float | None = None
+        self.detail = "not probed yet"
+        self.start()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                ok, self.detail = self.check()
+            except Exception as err:  # noqa: BLE001 - a probe must never die: report and retry
+                ok, self.detail = False, f"probe failed: {err}"
+            if ok:
+                self.healthy_at = time.monotonic()
+                return
+            self.stop.wait(_POLL)
+
+
+def _start(stack: _Stack, progress: Progress,
+           when_git_serves: Callable[[], None] | None = None) -> tuple[list[str], dict[str, float]]:
+    """Start every component that is not running and healthy, each as soon as what it
+    needs is there (``_NEEDS``), and wait until all are healthy. ``when_git_serves`` runs
+    once the Git server answers, while the rest still boots. Returns (names started,
+    seconds per step: each component from launch to healthy, and the work done meanwhile)."""
+    stop = threading.Event()
+    try:
+        return _start_probed(stack, progress, when_git_serves, stop)
+    finally:
+        stop.set()
+
+
+def _start_probed(stack: _Stack, progress: Progress, hook: Callable[[], None] | None,
+                  stop: threading.Event) -> tuple[list[str], dict[str, float]]:
+    run_dir = stack.s.run_dir
+    t0 = time.monotonic()
+    started: list[str] = []
+    steps: dict[str, float] = {}
+    ready: set[str] = set()
+    launched: dict[str, float] = {}     # starting: name -> when
+    recovering: dict[str, float] = {}   # running, unhealthy, given a grace: name -> deadline
+    probes: dict[str, _Probe] = {
+        _SERVING: _Probe(lambda: (stack.serving(), "kube-apiserver not serving yet"), stop)}
+    todo = list(COMPONENTS)
+    said = t0
+    early: set[str] = set()             # started before kube-apiserver was ready
+    again: set[str] = set()             # ... and exited: started once more
+
+    def probe(name: str) -> None:
+        probes[name] = _Probe(lambda: stack.healthy(name), stop)
+
+    def timed(step: str, fn: Callable[[], object]) -> None:
+        t = time.monotonic()
+        fn()
+        steps[step] = time.monotonic() - t
+
+    def launch(name: str) -> None:
+        if name == "kwok":
+            timed("node registered", lambda: _ensure_node(stack))
+        progress(f"starting {name}")
+        processes.start(name, stack.argv(name), log=stack.log(name), run_dir=run_dir,
+                        env=stack.env(name), cwd=stack.s.state_dir)
+        launched[name] = time.monotonic()
+        started.append(name)
+        if _SERVING in _NEEDS[name] and "kube-apiserver" not in ready:
+            early.add(name)
+        probe(name)
+
+    while todo or launched or recovering:
+        if _SERVING not in ready and ("kube-apiserver" in ready or probes[_SERVING].healthy_at):
+            ready.add(_SERVING)
+            steps[_SERVING] = (probes[_SERVING].healthy_at or time.monotonic()) - t0
+        for name in list(todo):
+            if any(d not in ready for d in _NEEDS[name]) or \
+                    (name in again and "kube-apiserver" not in ready):
+                continue
+            todo.remove(name)
+            if processes.running(name, run_dir):
+                if stack.healthy(name)[0]:
+                    ready.add(name)
+                    continue
+                if started:  # a dependency was just restarted: it usually heals by itself
+                    recovering[name] = time.monotonic() + _RECOVER_GRACE
+                    probe(name)
+                    continue
+                progress(f"{name} is running but not healthy: restarting it")
+                processes.stop(name, run_dir)
+            launch(name)
+        if _PREPARED not in ready:
+            # The Helm repository and the bare repository, while kube-apiserver boots.
+            timed("charts + bare repo", lambda: _prepare_git(stack, progress))
+            ready.add(_PREPARED)
+            continue
+        if hook and "git-server" in ready:
+            hook, run_hook = None, hook
+            timed("your repository", run_hook)
+            continue
+        for name, deadline in list(recovering.items()):
+            if probes[name].healthy_at:
+                del recovering[name]
+                ready.add(name)
+            elif time.monotonic() > deadline or not processes.running(name, run_dir):
+                del recovering[name]
+                progress(f"{name} is running but not healthy: restarting it")
+                processes.stop(name, run_dir)
+                launch(name)
+        for name, since in list(launched.items()):
+            if (healthy_at := probes[name].healthy_at) is not None:
+                del launched[name]
+                ready.add(name)
+                steps[name] = healthy_at - since
+                progress(f"{name} ready ({_fmt(steps[name])})")
+                continue
+            log = stack.log(name)
+            if not processes.running(name, run_dir) and name in early and name not in again:
+                # It gave up on an API server still finishing its start: once more, now
+                # (or as soon as) kube-apiserver is ready.
+                progress(f"{name} exited before kube-apiserver was ready: starting it again then")
+                del launched[name]
+                started.remove(name)
+                again.add(name)
+                todo.append(name)
+                continue
+            if not processes.running(name, run_dir):
+                raise ClusterNotRunning(
+                    f"{name} exited while starting; last lines of {log}:\n{_tail(log)}",
+                    next_step=f"read {log}, then run `homekube-lab up` again")
+            if time.monotonic() - since > _START_TIMEOUT[name]:
+                raise ClusterNotRunning(
+                    f"{name} not ready after {_START_TIMEOUT[name]:.0f}s ({probes[name].detail}); "
+                    f"last lines of {log}:\n{_tail(log)}",
+                    next_step=f"read {log}; `homekube-lab down` then `homekube-lab up` starts it again")
+        if launched and time.monotonic() - said > 5:
+            said = time.monotonic()
+            progress(f"waiting for {', '.join(f'{n} ({probes[n].detail})' for n in launched)}, "
+                     f"{said - t0:.0f}s")
+        if todo or launched or recovering:
+            time.sleep(_POLL)
+    if hook:
+        timed("your repository", hook)
+    steps["all healthy"] = time.monotonic() - t0
+    return started, steps
+
+
+def _steps_text(steps: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.2f}s" for k, v in steps.items())
 
 
 #: What a cluster needs on disk to start: etcd preallocates a 64 MiB WAL segment, and
@@ -418,17 +599,6 @@ MIN_FREE_BYTES = 256 * 1024 * 1024
 #: A running component whose dependency was just restarted (kube-apiserver after etcd)
 #: usually heals on its own within seconds: give it this long before restarting it.
 _RECOVER_GRACE = 20.0
-
-
-def _recovers(stack: _Stack, name: str, grace: float) -> bool:
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if not processes.running(name, stack.s.run_dir):
-            return False
-        if stack.healthy(name)[0]:
-            return True
-        time.sleep(0.5)
-    return False
 
 
 def _require_space(settings: Settings) -> None:
@@ -478,17 +648,17 @@ def _broken_state(stack: _Stack) -> str:
     return ""
 
 
-def _info(stack: _Stack, started: list[str], seconds: float) -> ClusterInfo:
+def _info(stack: _Stack, started: list[str], seconds: float,
+          steps: dict[str, float] | None = None) -> ClusterInfo:
     return ClusterInfo(
         state_dir=str(stack.s.state_dir), kubeconfig=str(stack.s.kubeconfig), server=stack.server,
         git_url=stack.git_url, charts_url=stack.charts_url, git_username=GIT_USER,
-        ports=dict(stack.ports), started=started, seconds=seconds,
+        ports=dict(stack.ports), started=started, seconds=seconds, steps=steps or {},
     )
 
 
 def _ensure_node(stack: _Stack) -> None:
     """Register the simulated node (kwok does not create nodes; it plays their kubelet)."""
-    from .. import toolchain
 
     node = {
         "apiVersion": "v1", "kind": "Node",
@@ -508,8 +678,9 @@ def _ensure_node(stack: _Stack) -> None:
                          "kubeletVersion": "kwok-v0.8.0", "kubeProxyVersion": "kwok-v0.8.0"},
         },
     }
-    run([toolchain.path("kubectl", stack.s), f"--kubeconfig={stack.s.kubeconfig}", "apply",
-         "--server-side", "--field-manager=homekube-lab", "-f", "-"], input=json.dumps(node), timeout=60)
+    # What `kubectl apply --server-side --field-manager=homekube-lab` sends, without
+    # starting a kubectl (a few tenths of a second on a busy machine, on `up`'s critical path).
+    stack.api_apply(f"/api/v1/nodes/{NODE_NAME}", node, field_manager="homekube-lab")
 
 
 def _prepare_git(stack: _Stack, progress: Progress) -> None:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import socket
 import ssl
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import psutil
 
-__all__ = ["advertise_ip", "http_status", "https_status"]
+__all__ = ["advertise_ip", "http_status", "https_status", "tls_context"]
 
 
 def advertise_ip() -> str:
@@ -38,17 +39,8 @@ def https_status(url: str, *, ca: Path | None = None, cert: Path | None = None,
                  key: Path | None = None, timeout: float = 2.0) -> int:
     """HTTP status of a GET (0 if unreachable). Without ``ca`` the server cert is not checked
     (kube-controller-manager and kube-scheduler serve self-signed certificates)."""
-    if ca is None:
-        # Not create_default_context(): it would parse the system's CA store (~0.1 s of CPU,
-        # several times that on a busy machine) only to verify nothing.
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    else:
-        ctx = ssl.create_default_context(cafile=str(ca))
     try:
-        if cert and key:
-            ctx.load_cert_chain(str(cert), str(key))
+        ctx = tls_context(ca, cert, key)
     except (OSError, ssl.SSLError):
         return 0
     try:
@@ -58,6 +50,32 @@ def https_status(url: str, *, ca: Path | None = None, cert: Path | None = None,
         return int(err.code)
     except (OSError, ssl.SSLError):
         return 0
+
+
+def tls_context(ca: Path | None, cert: Path | None, key: Path | None) -> ssl.SSLContext:
+    """A client context trusting only ``ca`` (none: no verification) with an optional client
+    certificate. Kept while the files are unchanged: ``up`` probes several times a second,
+    and a context that loaded the system's CA bundle cost ~25 ms of CPU each time."""
+    files = [f for f in (ca, cert, key) if f]
+    stamp = (tuple(str(f) for f in (ca, cert, key)), tuple(Path(f).stat().st_mtime_ns for f in files))
+    with _LOCK:
+        ctx = _CONTEXTS.get(stamp)
+    if ctx is None:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if ca is None:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        else:
+            ctx.load_verify_locations(cafile=str(ca))
+        if cert and key:
+            ctx.load_cert_chain(str(cert), str(key))
+        with _LOCK:
+            _CONTEXTS[stamp] = ctx
+    return ctx
+
+
+_CONTEXTS: dict[tuple, ssl.SSLContext] = {}
+_LOCK = threading.Lock()
 
 
 def http_status(url: str, timeout: float = 2.0) -> int:
