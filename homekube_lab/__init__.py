@@ -20,7 +20,8 @@ Layers (imports point down only; ``tests/test_layers.py`` enforces it):
     audit remediation checks/                   learner can name (_gitclone: the read side of
                               ``gitops.LearnerRepo``; checks/: one module per part of the course)
     charts existing           where the charts come from; your own cluster (preflight, Git remote)
-    embedded/                 the local cluster: PKI, processes, health probes, Flux runner,
+    embedded/                 the local cluster (cluster: up/status/down; stack: each process's
+                              command line, ports, health), PKI, processes, health probes, Flux runner,
                               Git + Helm server, event sink, cold snapshots for ``reset --to NN``,
                               the state dir's lock (one up/down/reset at a time), the shell lines
                               of ``homekube-lab env``, process sizing (Go memory limits)
