@@ -17,10 +17,16 @@ from homekube_lab.stopwatch import Timing
 
 
 @contextlib.contextmanager
-def throwaway_lab(prefix: str, keep: bool = False) -> Iterator[Settings]:
+def throwaway_lab(prefix: str, keep: bool = False, state: Path | None = None) -> Iterator[Settings]:
     """A fresh state dir (HOMEKUBE_STATE_DIR points at it); its cluster is stopped and the
-    dir deleted afterwards unless ``keep``."""
-    state = Path(tempfile.mkdtemp(prefix=prefix))
+    dir deleted afterwards unless ``keep``. A given ``state`` must be new or empty, and is kept."""
+    if state is not None:
+        if state.exists() and any(state.iterdir()):
+            raise SystemExit(f"{state} is not empty: pass a new or empty state dir")
+        state.mkdir(parents=True, exist_ok=True)
+        keep = True
+    else:
+        state = Path(tempfile.mkdtemp(prefix=prefix))
     os.environ["HOMEKUBE_STATE_DIR"] = str(state)
     settings = Settings.from_env()
     print(f"state dir: {state}")

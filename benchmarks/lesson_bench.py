@@ -19,9 +19,7 @@ state dir instead of a temporary one, and keeps it (its cluster is stopped at th
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import sys
 import tempfile
 import time
@@ -31,8 +29,6 @@ from pathlib import Path
 from _bench import throwaway_lab  # noqa: E402 - benchmarks/ is the script's own dir
 
 from homekube_lab import lab
-from homekube_lab.embedded import cluster
-from homekube_lab.settings import Settings
 
 
 @dataclass
@@ -89,21 +85,6 @@ def table(notebooks: list[Path], top: int = 0) -> str:
     return "\n".join(out)
 
 
-@contextlib.contextmanager
-def _given_state_dir(path: Path):  # noqa: ANN202 - a context manager of Settings
-    """``path`` as the state dir (it must be new or empty); its cluster stopped at the end."""
-    if path.exists() and any(path.iterdir()):
-        raise SystemExit(f"{path} is not empty: pass a new or empty --state-dir")
-    path.mkdir(parents=True, exist_ok=True)
-    os.environ["HOMEKUBE_STATE_DIR"] = str(path)
-    settings = Settings.from_env()
-    print(f"state dir: {path}")
-    try:
-        yield settings
-    finally:
-        cluster.down(settings, progress=lambda m: None)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("lessons", nargs="*", default=["00", "01", "02", "03", "04", "05", "06"],
@@ -124,8 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     out_dir = Path(tempfile.mkdtemp(prefix="hk-lesson-bench-out-"))
-    where = (_given_state_dir(args.state_dir) if args.state_dir
-             else throwaway_lab("hk-lesson-bench-", keep=args.keep_state))
+    where = throwaway_lab("hk-lesson-bench-", keep=args.keep_state, state=args.state_dir)
     with where as s:
         start = time.monotonic()
         results = lab.run_lessons(args.lessons, s, output_dir=out_dir)
