@@ -124,12 +124,20 @@ def test_up_a_lesson_and_down_as_an_unprivileged_user() -> None:
     elif os.geteuid() == 0:
         kwargs = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
     print(f"offline (network namespace): {bool(offline)}")
+    # Another user's process that names the learner's state dir and even carries the lab's marker
+    # (root's here): `down` must neither stop it nor trip over it (it once died with AccessDenied).
+    decoy = subprocess.Popen(["bash", "-c", "sleep 600; true", str(state)],
+                             env={"PATH": "/usr/bin:/bin", "HOMEKUBE_OWNER_STATE": str(state)}) \
+        if os.geteuid() == 0 else None
     try:
         r = subprocess.run(argv, env=env, cwd=base / "work", capture_output=True, text=True, timeout=900,
                            **kwargs)  # type: ignore[call-overload]
         print(r.stdout[-5000:], r.stderr[-5000:], sep="\n")
         assert r.stdout.split()[0] == str(user.pw_uid), "the commands did not run as the learner"
         assert r.returncode == 0, f"as {USER}: up / run 00 / down failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+        assert "Traceback" not in r.stderr, r.stderr[-3000:]
+        if decoy is not None:
+            assert decoy.poll() is None, "`down` stopped another user's process"
         assert list((base / "work" / "executed").glob("00-*.ipynb")), "lesson 00 left no executed notebook"
         status = (base / "work" / "status.json").read_text()
         assert '"pid"' in status, status[:500]
@@ -137,6 +145,9 @@ def test_up_a_lesson_and_down_as_an_unprivileged_user() -> None:
         foreign = [str(p) for p in state.rglob("*") if p.lstat().st_uid != user.pw_uid]
         assert not foreign, f"files in the learner's state dir not owned by {USER}: {foreign[:5]}"
     finally:
+        if decoy is not None:
+            decoy.kill()
+            decoy.wait()
         stray = _learners_leftovers(user.pw_uid, state)
         for p in stray:  # only processes of this test's state dir
             p.kill()
