@@ -7,6 +7,7 @@ use one); a re-run only re-installs this package (editable, without its dependen
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
@@ -62,9 +63,22 @@ def venv(python: Path) -> Path:
     """A venv of ``python`` with this package's dependencies (+ pytest) and this checkout installed."""
     key = hashlib.sha256(_dependencies().encode()).hexdigest()[:12]
     d = VENV_ROOT / f"py{_version(python)}-{key}"
+    VENV_ROOT.mkdir(parents=True, exist_ok=True)
+    os.chmod(VENV_ROOT, 0o755)
+    with open(VENV_ROOT / f".{d.name}.lock", "w") as held:  # one maker at a time (parallel test runs)
+        fcntl.flock(held, fcntl.LOCK_EX)
+        return _made(python, d)
+
+
+def _ours(d: Path) -> bool:
+    """The venv imports homekube_lab from this checkout."""
+    where = subprocess.run([str(d / "bin" / "python"), "-c", "import homekube_lab; print(homekube_lab.__file__)"],
+                           capture_output=True, text=True, cwd="/")
+    return where.returncode == 0 and Path(where.stdout.strip()).is_relative_to(REPO)
+
+
+def _made(python: Path, d: Path, again: bool = True) -> Path:
     if not (d / ".complete").is_file():  # made once per interpreter and pyproject.toml
-        VENV_ROOT.mkdir(parents=True, exist_ok=True)
-        os.chmod(VENV_ROOT, 0o755)
         shutil.rmtree(d, ignore_errors=True)
         _run([str(python), "-m", "venv", str(d)])
         pip = [str(d / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
@@ -73,6 +87,11 @@ def venv(python: Path) -> Path:
         _run([*pip, str(REPO), "pytest"])
         subprocess.run(["chmod", "-R", "a+rX", str(d)], check=True)  # the unprivileged test's user runs it
         (d / ".complete").write_text(sys.version)
+    if _ours(d):
+        return d  # already this checkout: no reinstall under a test that may be using the venv
     _run([str(d / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
           "--no-build-isolation", "--force-reinstall", "-e", str(REPO)])
+    if not _ours(d) and again:  # a damaged venv (e.g. a copy left in site-packages): make it anew
+        (d / ".complete").unlink(missing_ok=True)
+        return _made(python, d, again=False)
     return d

@@ -1,6 +1,6 @@
 """Shared fixtures: one real embedded cluster per test session, in a fresh state dir.
 
-The suite runs in two pytest-xdist workers (``-n 2 --dist loadgroup`` in pyproject's addopts):
+The suite runs in two pytest-xdist workers (``-n 2`` in pyproject's addopts; the scheduler below):
 the lesson runs on clusters of their own — the install tests' venvs (lesson 03 from each), then
 the notebooks (papermill pass, then nbval's) — in one; everything else — unit tests, the
 integration suites sharing the session cluster, existing mode, the browser, faults — in the
@@ -34,14 +34,21 @@ ARTIFACTS = REPO / "artifacts"
 LESSON_GROUP = {"test_install_envs.py", "test_notebooks.py"}
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Two xdist groups, so each keeps its order and the session cluster is started once:
-    "lessons" (the files in LESSON_GROUP) and "rest". Without xdist this changes nothing."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return  # e.g. the install tests' venvs: no such marker to add
-    for item in items:
-        group = "lessons" if item.path.name in LESSON_GROUP else "rest"
-        item.add_marker(pytest.mark.xdist_group(group))
+def group_of(nodeid: str) -> str:
+    """``tests/test_notebooks.py::test_x[01]`` → "lessons"; any other test → "rest"."""
+    return "lessons" if nodeid.split("::", 1)[0].rsplit("/", 1)[-1] in LESSON_GROUP else "rest"
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """Two work units, each kept whole on one worker in collection order: "lessons" and "rest".
+    (Our own scope split: pytest 9 ignores the node-id suffix xdist's `loadgroup` relies on.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class TwoGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of(nodeid)
+
+    return TwoGroups(config, log)
 
 
 def _tools_ready() -> str:
