@@ -39,6 +39,7 @@ def group_of(nodeid: str) -> str:
     return "lessons" if nodeid.split("::", 1)[0].rsplit("/", 1)[-1] in LESSON_GROUP else "rest"
 
 
+@pytest.hookimpl(optionalhook=True)  # without xdist (the install tests' venvs) it is never called
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     """Two work units, each kept whole on one worker in collection order: "lessons" and "rest".
     (Our own scope split: pytest 9 ignores the node-id suffix xdist's `loadgroup` relies on.)"""
