@@ -127,7 +127,13 @@ def run(
     timed_out = threading.Event()
     timer: threading.Timer | None = None
     try:
-        proc = program(*args[1:], **kwargs)
+        spawned = time.time()
+        try:
+            proc = program(*args[1:], **kwargs)
+        except BaseException:
+            # Ctrl-C while sh was still setting the command up: it may already run.
+            _stop_spawned(args, spawned)
+            raise
         if timeout is not None:
             timer = threading.Timer(timeout, _expire, args=(proc, timed_out))
             timer.daemon = True
@@ -171,6 +177,18 @@ def _expire(proc: sh.RunningCommand, flag: threading.Event) -> None:
         proc.kill()
     except (ProcessLookupError, OSError):
         pass
+
+
+def _stop_spawned(args: list[str], since: float) -> None:
+    """Kill this process's children running ``args`` that started at or after ``since``."""
+    import psutil
+
+    for child in psutil.Process().children():
+        try:
+            if child.create_time() >= since - 1 and child.cmdline()[1:] == args[1:]:
+                child.kill()
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
 
 
 def _record(result: Result) -> None:
