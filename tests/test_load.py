@@ -106,9 +106,12 @@ def test_300_objects_and_20_helmreleases_apply_and_prune(flux_ready: Settings) -
 
 
 def _drop_from_kustomization(repo: gitops.LearnerRepo, directory: str, entry: str) -> None:
+    """The reverse of ``repo.add_to_kustomization``: the file keeps its comments (yamledit)."""
     import yaml
 
-    path = repo.path / directory / "kustomization.yaml"
-    doc = yaml.safe_load(path.read_text())
-    doc["resources"] = [r for r in doc.get("resources", []) if r != entry]
-    repo.write(f"{directory}/kustomization.yaml", doc)
+    from homekube_lab import yamledit
+
+    rel = f"{directory}/kustomization.yaml"
+    text = (repo.path / rel).read_text()
+    kept = [r for r in yaml.safe_load(text).get("resources", []) if r != entry]
+    repo.write(rel, yamledit.set_value(text, ["resources"], kept, where=rel))
