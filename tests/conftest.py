@@ -1,11 +1,12 @@
 """Shared fixtures: one real embedded cluster per test session, in a fresh state dir.
 
-The suite runs in two pytest-xdist workers (``-n 2`` in pyproject's addopts; the scheduler below):
-the lesson runs on clusters of their own — the install tests' venvs (lesson 03 from each), then
-the notebooks (papermill pass, then nbval's) — in one; everything else — unit tests, the
-integration suites sharing the session cluster, existing mode, the browser, faults — in the
-other. Each group keeps its file and test order; the two groups
-take about as long each. ``-n 0`` runs everything in one process.
+The suite runs in three pytest-xdist workers (``-n 3`` in pyproject's addopts; the scheduler
+below). A work unit is a test file, except that every file using the session cluster is one
+unit ("session"), so only one worker starts it. A worker takes one unit at a time, the
+longest first (``ORDER``: the notebooks' papermill + nbval passes, the session cluster's
+suites, existing mode, the install tests, faults, ...), and the next when it is idle: the
+lessons keep one worker, the other two share the rest. Each unit keeps its test order.
+``-n 0`` runs everything in one process.
 
 Cluster tests are skipped (with the command that enables them) only when the pinned
 tools are not installed; the README's test command installs them first, so in CI they
@@ -30,26 +31,60 @@ REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "artifacts"
 
 
-#: Test files of the "lessons" xdist group (one worker); everything else is "rest".
-LESSON_GROUP = {"test_install_envs.py", "test_notebooks.py"}
+#: Files whose tests use the session cluster (``cluster_env``): one work unit, "session".
+#: ``pytest_collection_modifyitems`` refuses a file that uses it and is not listed here.
+SESSION_FILES = frozenset({"test_bad_input.py", "test_broken_manifest.py", "test_cluster.py",
+                           "test_drift.py", "test_load.py", "test_notify_cluster.py"})
+#: Work units handed out first, longest first (measured in the clean-clone run, see README's
+#: Figures); the rest follow in collection order.
+ORDER = ("test_notebooks.py", "session", "test_existing_mode.py", "test_install_envs.py",
+         "test_faults.py", "test_broken_state.py", "test_concurrency.py", "test_browser.py",
+         "test_unprivileged.py", "test_goenv.py")
 
 
-def group_of(nodeid: str) -> str:
-    """``tests/test_notebooks.py::test_x[01]`` → "lessons"; any other test → "rest"."""
-    return "lessons" if nodeid.split("::", 1)[0].rsplit("/", 1)[-1] in LESSON_GROUP else "rest"
+def unit_of(nodeid: str) -> str:
+    """``tests/test_drift.py::test_x`` → "session"; ``tests/test_faults.py::t[etcd]`` →
+    "test_faults.py": the work unit a test belongs to."""
+    name = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+    return "session" if name in SESSION_FILES else name
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    stray = sorted({item.path.name for item in items
+                    if "cluster_env" in getattr(item, "fixturenames", ()) and
+                    item.path.name not in SESSION_FILES})
+    if stray:
+        raise pytest.UsageError(f"{', '.join(stray)} {'uses' if len(stray) == 1 else 'use'} the "
+                                "session cluster: add it to SESSION_FILES in tests/conftest.py "
+                                "(one work unit, so one worker starts the cluster)")
 
 
 @pytest.hookimpl(optionalhook=True)  # without xdist (the install tests' venvs) it is never called
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
-    """Two work units, each kept whole on one worker in collection order: "lessons" and "rest".
-    (Our own scope split: pytest 9 ignores the node-id suffix xdist's `loadgroup` relies on.)"""
+    """Work units by ``unit_of``, longest first, one at a time per worker. (Our own scope
+    split: pytest 9 ignores the node-id suffix xdist's `loadgroup` relies on.)"""
     from xdist.scheduler import LoadScopeScheduling
 
-    class TwoGroups(LoadScopeScheduling):
+    class LongestFirst(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return group_of(nodeid)
+            return unit_of(nodeid)
 
-    return TwoGroups(config, log)
+        def _assign_work_unit(self, node: object) -> None:
+            for unit in reversed(ORDER):  # ORDER's units to the front, in ORDER's order
+                if unit in self.workqueue:
+                    self.workqueue.move_to_end(unit, last=False)
+            super()._assign_work_unit(node)
+
+        def _reschedule(self, node: object) -> None:
+            # xdist tops a worker up while it has ≤ 2 tests left, which would queue a second
+            # long unit behind the first on a busy worker. Only when its last test remains
+            # (a worker holds its last test until it knows the next one or is told to stop).
+            if not node.shutting_down and self.workqueue and \
+                    self._pending_of(self.assigned_work[node]) > 1:
+                return
+            super()._reschedule(node)
+
+    return LongestFirst(config, log)
 
 
 def _tools_ready() -> str:
