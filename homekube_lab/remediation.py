@@ -300,6 +300,15 @@ class TemplateErrorResult:
                 f"retried the render with back-off, {remedy}; reverted in Git")
 
 
+def _health_timeout(kustomization: str, settings: Settings) -> float:
+    """Seconds a Kustomization's health check may take at most: its ``spec.timeout``, else
+    its interval (kustomize-controller's default is a little under it)."""
+    obj = kube.get_object(flux.KINDS["Kustomization"].api_version, "Kustomization", kustomization,
+                          flux.NAMESPACE, settings) or {}
+    spec = obj.get("spec") or {}
+    return flux.parse_duration(str(spec.get("timeout") or spec.get("interval") or "5m"))
+
+
 def try_template_error(name: str = "hello-web", namespace: str = "homekube-apps", *,
                        key: str = "spec.values.message", value: Any = "", attempts: int = 2,
                        health_timeout: str = "15s",
@@ -326,6 +335,9 @@ def try_template_error(name: str = "hello-web", namespace: str = "homekube-apps"
     base = int((_require(name, namespace, settings).get("status") or {}).get("failures") or 0)
     edit = repo.set_in(k.kind, name, namespace, key, value)
     owner = gitops.owning_kustomization(edit.file, settings)
+    # The timeout a health check already running may use: the owner may start checking the
+    # bad revision before flux-system applies the short timeout of the same commit.
+    first_health = _health_timeout(owner, settings)
     if health_timeout:
         # The owner (`wait: true`) health-checks a HelmRelease that will never be Ready:
         # a short timeout lets it give up, and so take the revert, sooner.
@@ -357,15 +369,13 @@ def try_template_error(name: str = "hello-web", namespace: str = "homekube-apps"
     message = str((conds.get("Released") or {}).get("message", ""))
     error = message.splitlines()[0].rsplit(": ", 1)[-1] if message else ""
     after = len(helm.history(name, namespace, settings))
-    owner_obj = kube.get_object(flux.KINDS["Kustomization"].api_version, "Kustomization", owner,
-                                flux.NAMESPACE, settings) or {}
-    health = flux.parse_duration(str((owner_obj.get("spec") or {}).get("timeout") or "5m"))
+    health = _health_timeout(owner, settings)
     repo.revert(sha)
     repo.push()
     if progress:
         progress(f"  reverted; Kustomization {owner} applies it once its health check of the "
                  f"HelmRelease gives up (at most {health:g}s)")
-    flux.sync(settings=settings, timeout=max(timeout, health + 60), progress=None)
+    flux.sync(settings=settings, timeout=max(timeout, max(health, first_health) + 60), progress=None)
     return TemplateErrorResult(name, namespace, key, error, before, after,
                                int(status.get("failures") or 0) - base,
                                int(status.get("upgradeFailures") or 0),
