@@ -100,7 +100,10 @@ def test_a_kube_tool_cached_the_old_way_is_rebuilt_with_all_its_multicall_siblin
     built: list[str] = []
     monkeypatch.setattr(toolchain, "_on_path", lambda tool, settings: None)
     monkeypatch.setattr(toolchain, "_build_all", lambda todo, *a, **k: built.extend(t.name for t in todo))
-    toolchain.install(s, lambda m: None, names=["kube-apiserver", "kubectl", "helm"])
+    said: list[str] = []
+    toolchain.install(s, said.append, names=["kube-apiserver", "kubectl", "helm"])
+    assert said == ["kube-apiserver: the cached build has the layout 'one binary per tool', this "
+                    "version wants 'multicall-1': rebuilding it"]
     multicall = {t.name for t in TOOLS.values() if t.layout == MULTICALL_LAYOUT}
     assert multicall == {"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd"}
     assert set(built) == multicall and len(built) == len(multicall)

@@ -237,6 +237,10 @@ def install(
         if cached:
             _link(tool, cached, settings)
             continue
+        old = _marker_layout(cache_dir(tool, settings) / _MARKER)
+        if not force and old is not None and old != tool.layout:
+            progress(f"{tool.name}: the cached build has the layout {old or 'one binary per tool'!r}, "
+                     f"this version wants {tool.layout or 'one binary per tool'!r}: rebuilding it")
         found = None if force else _on_path(tool, settings)
         if found:
             progress(f"{tool.name}: using {found} (reports {tool.version})")
