@@ -4,6 +4,7 @@ nothing that looks usable. The last tests run the real installed binaries."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -19,7 +20,7 @@ from homekube_lab.errors import ToolMissing, ToolVersionMismatch
 from homekube_lab.settings import Settings
 from homekube_lab.toolchain import MODULES_DIR, parse_version
 from homekube_lab.toolchain.buildinfo import read_buildinfo
-from homekube_lab.toolchain.pins import GROUPS, TOOLS
+from homekube_lab.toolchain.pins import GROUPS, MULTICALL_LAYOUT, TOOLS
 
 INSTALLED = Settings.from_env()
 
@@ -73,15 +74,39 @@ def test_parse_version(name: str, output: str, want: str) -> None:
     assert parse_version(name, output) == want
 
 
-def _fake_cached_tool(tools_dir: Path, name: str, prints: str) -> Path:
-    """A cached 'binary' that prints ``prints`` for its version flag: tests the check, not the tool."""
+def _fake_cached_tool(tools_dir: Path, name: str, prints: str, layout: str | None = None) -> Path:
+    """A cached 'binary' that prints ``prints`` for its version flag: tests the check, not the tool.
+    Its marker records the tool's current layout unless ``layout`` says otherwise."""
     d = tools_dir / name / TOOLS[name].version
     d.mkdir(parents=True)
     exe = d / name
     exe.write_text(f"#!/bin/sh\necho '{prints}'\n")
     exe.chmod(0o755)
-    (d / ".verified").write_text("{}")
+    (d / ".verified").write_text(json.dumps({"layout": TOOLS[name].layout if layout is None else layout}))
     return exe
+
+
+def test_a_kube_tool_cached_the_old_way_is_rebuilt_with_all_its_multicall_siblings(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tools cache from before the multi-call binary (marker without a layout, as CI keeps
+    it across runs) is not used: install rebuilds the whole multi-call group, nothing else."""
+    s = Settings(state_dir=tmp_path / "state", tools_dir=tmp_path / "tools")
+    _fake_cached_tool(s.tools_dir, "kube-apiserver", "Kubernetes v1.36.3", layout="")  # old marker
+    (s.tools_dir / "kube-apiserver" / "v1.36.3" / ".verified").write_text('{"version": "v1.36.3"}')
+    for name in ("kube-scheduler", "kubectl", "helm"):
+        _fake_cached_tool(s.tools_dir, name, "Kubernetes v1.36.3")  # current layout
+    assert toolchain._cached(TOOLS["kube-apiserver"], s) is None
+    assert toolchain._cached(TOOLS["kube-scheduler"], s) is not None
+    built: list[str] = []
+    monkeypatch.setattr(toolchain, "_on_path", lambda tool, settings: None)
+    monkeypatch.setattr(toolchain, "_build_all", lambda todo, *a, **k: built.extend(t.name for t in todo))
+    said: list[str] = []
+    toolchain.install(s, said.append, names=["kube-apiserver", "kubectl", "helm"])
+    assert said == ["kube-apiserver: the cached build has the layout 'one binary per tool', this "
+                    "version wants 'multicall-1': rebuilding it"]
+    multicall = {t.name for t in TOOLS.values() if t.layout == MULTICALL_LAYOUT}
+    assert multicall == {"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd"}
+    assert set(built) == multicall and len(built) == len(multicall)
 
 
 def test_a_mismatched_binary_is_refused_loudly(tmp_path: Path) -> None:
@@ -130,6 +155,20 @@ def test_installed_tools_report_their_pinned_versions() -> None:
     rows = toolchain.verify(INSTALLED)
     assert {r.name for r in rows} == set(TOOLS)
     assert all(r.reported == TOOLS[r.name].version for r in rows)
+
+
+@needs_tools
+def test_the_kube_tools_are_one_multicall_binary(tmp_path: Path) -> None:
+    """One file (hard links, one inode) that runs the command its name says, or the one named
+    in its first argument; any other name gets a usage message, not some default command."""
+    paths = [toolchain.path(t.name, INSTALLED) for t in TOOLS.values() if t.layout == MULTICALL_LAYOUT]
+    assert len({p.stat().st_ino for p in paths}) == 1, paths
+    other = tmp_path / "hk-kube"
+    other.symlink_to(paths[0])
+    r = subprocess.run([other, "kubectl", "version", "--client"], capture_output=True, text=True)
+    assert r.returncode == 0 and parse_version("kubectl", r.stdout) == TOOLS["kubectl"].version
+    r = subprocess.run([other, "--version"], capture_output=True, text=True)
+    assert r.returncode == 2 and "kube-apiserver" in r.stderr and "etcd" in r.stderr
 
 
 @needs_tools

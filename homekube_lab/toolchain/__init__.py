@@ -2,7 +2,10 @@
 
 Resolution order for each tool in :data:`~homekube_lab.toolchain.pins.TOOLS`:
 
-1. a cached build of exactly that version (``<tools_dir>/<name>/<version>/<name>``);
+1. a cached build of exactly that version (``<tools_dir>/<name>/<version>/<name>``) whose
+   marker names the tool's current layout (:attr:`~homekube_lab.toolchain.pins.Tool.layout`:
+   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and etcd are hard links
+   to one multi-call binary, so an entry built the old way, one binary each, is rebuilt);
 2. a binary on ``PATH`` whose reported version matches the pin;
 3. a build from the Go modules through the Go module proxy, using the wrapper modules
    shipped inside this package (``modules/<group>/go.mod``).
@@ -36,7 +39,7 @@ from ..errors import BuildFailed, CommandFailed, LabError, ToolMissing, ToolVers
 from ..settings import Settings, get_settings
 from . import goenv
 from .buildinfo import read_buildinfo
-from .pins import GROUPS, TOOLS, Tool
+from .pins import GROUPS, MULTICALL_LAYOUT, TOOLS, Tool
 
 Progress = Callable[[str], None]
 MODULES_DIR = Path(__file__).parent / "modules"
@@ -114,9 +117,19 @@ def bin_dir(settings: Settings | None = None) -> Path:
 def _cached(tool: Tool, settings: Settings) -> Path | None:
     d = cache_dir(tool, settings)
     binary = d / tool.name
-    if binary.is_file() and (d / _MARKER).is_file():
+    if binary.is_file() and _marker_layout(d / _MARKER) == tool.layout:
         return binary
     return None
+
+
+def _marker_layout(marker: Path) -> str | None:
+    """The layout a cache entry's marker records (``""`` before layouts existed), or None
+    when there is no readable marker (the entry is not verified)."""
+    try:
+        data = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
+    return str(data.get("layout", "")) if isinstance(data, dict) else ""
 
 
 def path(name: str, settings: Settings | None = None) -> Path:
@@ -224,12 +237,19 @@ def install(
         if cached:
             _link(tool, cached, settings)
             continue
+        old = _marker_layout(cache_dir(tool, settings) / _MARKER)
+        if not force and old is not None and old != tool.layout:
+            progress(f"{tool.name}: the cached build has the layout {old or 'one binary per tool'!r}, "
+                     f"this version wants {tool.layout or 'one binary per tool'!r}: rebuilding it")
         found = None if force else _on_path(tool, settings)
         if found:
             progress(f"{tool.name}: using {found} (reports {tool.version})")
             _link(tool, found, settings)
             continue
         todo.append(tool)
+    for tool in list(todo):  # a multi-call binary is built once for all its tools: relink them all
+        if tool.layout == MULTICALL_LAYOUT:
+            todo += [t for t in GROUPS[tool.group] if t.package == tool.package and t not in todo]
     if todo:
         _build_all(todo, settings, progress, keep_go_cache=goenv.keep_requested(keep_go_cache))
     return verify(settings) if names is None else status(settings, [t.name for t in wanted])
@@ -362,9 +382,9 @@ def _build_group(group: str, tools: list[Tool], settings: Settings, progress: Pr
     try:
         mod = work / "module"
         mod.mkdir()
-        for f in ("go.mod", "go.sum"):
-            shutil.copy2(MODULES_DIR / group / f, mod / f)
-        packages = [t.package for t in tools]
+        shutil.copytree(MODULES_DIR / group, mod, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__"))  # go.mod, go.sum, our mains
+        packages = list(dict.fromkeys(t.package for t in tools))
         total = _go_download(group, mod, packages, env, progress, start)
         extras: dict[str, dict[str, Path]] = {}
         if any(t.name == "flux" for t in tools):
@@ -389,6 +409,12 @@ def _build_group(group: str, tools: list[Tool], settings: Settings, progress: Pr
         _go_build(group, argv, packages, mod, env, progress, start, total)
         for t in tools:
             built = out / _out_name(t.package)
+            if t.layout == MULTICALL_LAYOUT:
+                # a hard link named after the tool: the binary runs the command its file is
+                # named after, and every tool's cache entry is the same inode
+                named = out / t.name
+                os.link(built, named)
+                built = named
             got = reported_version(t, built)
             if got != t.version:
                 raise ToolVersionMismatch(t.name, str(built), t.version, got)
@@ -411,7 +437,8 @@ def _place(tool: Tool, built: Path, settings: Settings, extras: dict[str, Path])
                 shutil.copytree(src, staging / name)
             else:
                 shutil.copy2(src, staging / name)
-        (staging / _MARKER).write_text(json.dumps({"version": tool.version, "built": time.time()}))
+        (staging / _MARKER).write_text(json.dumps({"version": tool.version, "layout": tool.layout,
+                                                   "built": time.time()}))
     except BaseException:  # a full disk, Ctrl-C: no half-copied tool left behind
         shutil.rmtree(staging, ignore_errors=True)
         if final.parent.is_dir() and not any(final.parent.iterdir()):

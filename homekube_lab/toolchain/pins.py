@@ -11,6 +11,11 @@ Why these versions:
 * Kubernetes v1.36.3 — ``flux check --pre`` needs >= 1.33; kubectl is the same release.
 * etcd v3.6.8 — the exact etcd that k8s.io/kubernetes v1.36.3 itself requires, so it is
   built in the same module and shares its dependency versions (and build cache).
+* kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and etcd are ONE
+  multi-call binary (:data:`KUBE_MULTICALL`, our ``modules/kube/multicall/main.go``, like
+  k3s or the old hyperkube): it runs the command named by its file name, and each tool's
+  cache entry is a hard link to it, so the disk holds it once and the running processes
+  share its pages.
 * kwok v0.8.0 — built against k8s.io v0.36, simulates the node and the pods.
 * Flux v2.9.4 — the flux CLI and the controllers it installs: source-controller v1.9.4,
   kustomize-controller v1.9.4, notification-controller v1.9.3, helm-controller v1.6.3.
@@ -34,7 +39,10 @@ class Tool:
     ``group`` names the wrapper module that builds it (``modules/<group>/go.mod``);
     ``version_args`` make it print its version (``None``: read the Go build info instead,
     for controllers that have no ``--version`` flag); ``module`` is the Go module whose
-    version the build info must show.
+    version the build info must show. ``layout`` names how the cache entry is made (it is
+    written into the entry's marker; an entry with another layout is rebuilt): ``""`` one
+    binary of its own, :data:`MULTICALL_LAYOUT` a hard link to the group's multi-call binary
+    (``package`` is then that binary's main package, the same for every tool in it).
     """
 
     name: str
@@ -44,6 +52,7 @@ class Tool:
     module: str
     version_args: tuple[str, ...] | None = None
     ldflags: tuple[str, ...] = field(default=())
+    layout: str = ""
 
     @property
     def bare_version(self) -> str:
@@ -75,14 +84,19 @@ def _kube_ldflags(version: str) -> tuple[str, ...]:
 
 _K8S = "k8s.io/kubernetes"
 _KUBE_LD = _kube_ldflags(KUBERNETES)
+#: The main package of the kube group's multi-call binary (modules/kube/multicall).
+KUBE_MULTICALL = "homekube.local/toolchain/kube/multicall"
+#: Marker layout of a tool that is a hard link to a multi-call binary. Bump it when the
+#: binary's make-up changes: caches written with another layout are rebuilt.
+MULTICALL_LAYOUT = "multicall-1"
+_MC = {"ldflags": _KUBE_LD, "layout": MULTICALL_LAYOUT}
 
 _ALL = [
-    Tool("kube-apiserver", KUBERNETES, "kube", f"{_K8S}/cmd/kube-apiserver", _K8S, ("--version",), _KUBE_LD),
-    Tool("kube-controller-manager", KUBERNETES, "kube", f"{_K8S}/cmd/kube-controller-manager", _K8S,
-         ("--version",), _KUBE_LD),
-    Tool("kube-scheduler", KUBERNETES, "kube", f"{_K8S}/cmd/kube-scheduler", _K8S, ("--version",), _KUBE_LD),
-    Tool("kubectl", KUBERNETES, "kube", f"{_K8S}/cmd/kubectl", _K8S, ("version", "--client"), _KUBE_LD),
-    Tool("etcd", ETCD, "kube", "go.etcd.io/etcd/server/v3", "go.etcd.io/etcd/server/v3", ("--version",)),
+    Tool("kube-apiserver", KUBERNETES, "kube", KUBE_MULTICALL, _K8S, ("--version",), **_MC),
+    Tool("kube-controller-manager", KUBERNETES, "kube", KUBE_MULTICALL, _K8S, ("--version",), **_MC),
+    Tool("kube-scheduler", KUBERNETES, "kube", KUBE_MULTICALL, _K8S, ("--version",), **_MC),
+    Tool("kubectl", KUBERNETES, "kube", KUBE_MULTICALL, _K8S, ("version", "--client"), **_MC),
+    Tool("etcd", ETCD, "kube", KUBE_MULTICALL, "go.etcd.io/etcd/server/v3", ("--version",), **_MC),
     Tool("kwok", KWOK, "kwok", "sigs.k8s.io/kwok/cmd/kwok", "sigs.k8s.io/kwok", ("--version",)),
     Tool("source-controller", "v1.9.4", "flux", "github.com/fluxcd/source-controller",
          "github.com/fluxcd/source-controller"),
