@@ -170,14 +170,18 @@ def up(settings: Settings | None = None, progress: Progress = print, *, fresh: b
 #: API server retries etcd until it answers; its readiness includes etcd's). kwok and the
 #: node it plays need the API *serving* (``/version`` answers an authenticated client; both
 #: act as system:masters), not ready: the node is registered and kwok starts while
-#: kube-apiserver finishes its post-start hooks. The controller manager and the scheduler
-#: need it ready: they read the RBAC roles and the ``extension-apiserver-authentication``
-#: ConfigMap those hooks create, and exit without them. The Git server needs the Helm and
+#: kube-apiserver finishes its post-start hooks (~1.4 s of RBAC bootstrap on a quiet
+#: machine). The controller manager and the scheduler start then too, so that their own
+#: start-up overlaps those hooks (issue 17): the controller manager waits for the API
+#: server's ``/healthz`` by itself, and the scheduler's informers retry until its RBAC
+#: roles exist; one that exits before kube-apiserver is ready (no
+#: ``extension-apiserver-authentication`` ConfigMap yet) is started once more when it is
+#: (``early``/``again`` in ``_start_probed``). The Git server needs the Helm and
 #: Git repositories it serves (``_prepare_git``, done while kube-apiserver boots). The
 #: event sink and the Flux runner need nothing (the runner retries the API).
 _NEEDS: dict[str, tuple[str, ...]] = {
-    "etcd": (), "kube-apiserver": (), "kube-controller-manager": ("kube-apiserver",),
-    "kube-scheduler": ("kube-apiserver",), "kwok": (_SERVING,),
+    "etcd": (), "kube-apiserver": (), "kube-controller-manager": (_SERVING,),
+    "kube-scheduler": (_SERVING,), "kwok": (_SERVING,),
     "git-server": (_PREPARED,), "event-sink": (), "flux-runner": (),
 }
 #: How often a start in progress is probed: a probe is one loopback request, and each
