@@ -170,8 +170,9 @@ class _Stack:
                     # manager's controllers (sizing.KCM_CONTROLLERS), the scheduler, the
                     # hello-web chart, the lessons and `existing`'s access review use none of
                     # them; with APF off its flowcontrol API only describes unused objects.
-                    # Fewer routes, OpenAPI and storage: with the watch cache off, ~23 MiB
-                    # less anonymous RSS idle (benchmarks/cluster_bench.py --rss-only).
+                    # Fewer routes, OpenAPI and storage. With the watch cache off (below):
+                    # 188 MiB of anonymous RSS idle against 210 (lessons 00–02 applied,
+                    # GOGC=50; benchmarks/cluster_bench.py --rss-only).
                     # resource.k8s.io must stay: the API server's own DRA informers wait for
                     # it and /readyz never turns ok without it (measured). node.k8s.io is off,
                     # so is the RuntimeClass admission plugin, which would wait for it.
