@@ -172,11 +172,13 @@ def up(settings: Settings | None = None, progress: Progress = print, *, fresh: b
 #: act as system:masters), not ready: the node is registered and kwok starts while
 #: kube-apiserver finishes its post-start hooks (~1.4 s of RBAC bootstrap on a quiet
 #: machine). The controller manager and the scheduler start then too, so that their own
-#: start-up overlaps those hooks (issue 17): the controller manager waits for the API
-#: server's ``/healthz`` by itself, and the scheduler's informers retry until its RBAC
-#: roles exist; one that exits before kube-apiserver is ready (no
-#: ``extension-apiserver-authentication`` ConfigMap yet) is started once more when it is
-#: (``early``/``again`` in ``_start_probed``). The Git server needs the Helm and
+#: start-up overlaps those hooks (issue 17): they are given the client CA rather than
+#: reading it from the ``extension-apiserver-authentication`` ConfigMap (refused before
+#: RBAC bootstrap: the controller manager exited on it), and their API requests that are
+#: forbidden until their RBAC roles exist are retried (their informers retry; measured:
+#: both healthy and their controllers running before `up` returns). One that exits before
+#: kube-apiserver is ready anyway is started once more when it is (``early``/``again`` in
+#: ``_start_probed``). The Git server needs the Helm and
 #: Git repositories it serves (``_prepare_git``, done while kube-apiserver boots). The
 #: event sink and the Flux runner need nothing (the runner retries the API).
 _NEEDS: dict[str, tuple[str, ...]] = {

@@ -178,9 +178,11 @@ class _Stack:
                     # so is the RuntimeClass admission plugin, which would wait for it.
                     "--runtime-config=" + ",".join(f"{gv}=false" for gv in _UNUSED_APIS),
                     "--disable-admission-plugins=RuntimeClass",
-                    # No watch cache: a lab's few objects are listed from etcd just as
-                    # fast, and the API server no longer keeps a second copy of every object
-                    # (Flux's CRDs alone are megabytes) and a cacher per resource.
+                    # No watch cache: reads and watches go to etcd (a lab has few objects
+                    # and clients), and the API server no longer keeps a second copy of
+                    # every object (Flux's CRDs alone are megabytes) and a cacher per
+                    # resource. tests/test_cluster, test_faults, test_concurrency and
+                    # test_snapshot pass with it.
                     "--watch-cache=false"]
         if name == "kube-controller-manager":
             kc = self.kubeconfig_for("kube-controller-manager")
