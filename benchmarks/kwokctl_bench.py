@@ -131,12 +131,14 @@ def homekube_run(index: int, tree: Path | None = None) -> tuple[float, int, list
     cli = [sys.executable, "-m", "homekube_lab.cli"]
     try:
         start = time.monotonic()
-        out = _run([*cli, "up"], env)
+        # From the run's own dir: `python -m` puts the working directory first on sys.path,
+        # so run from a source tree it would take that tree's code, not ``tree``'s.
+        out = _run([*cli, "up"], env, cwd=root)
         seconds = time.monotonic() - start
         steps = next((line.strip() for line in out.splitlines() if "cluster up in" in line), "")
         started = _processes_of(root)
         _check_loopback(started, "homekube-lab")
-        _run([*cli, "down", "--purge"], env)
+        _run([*cli, "down", "--purge"], env, cwd=root)
         left = _gone_or_list(lambda: _processes_of(root))
         return seconds, len(started), left, steps
     finally:
@@ -148,8 +150,8 @@ def homekube_run(index: int, tree: Path | None = None) -> tuple[float, int, list
 # --------------------------------------------------------------------------- shared
 
 
-def _run(argv: list[str], env: dict[str, str]) -> str:
-    r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+def _run(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> str:
+    r = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
     if r.returncode != 0:
         sys.exit(f"failed ({r.returncode}): {' '.join(argv)}\n{r.stdout}\n{r.stderr}")
     return r.stdout + r.stderr
