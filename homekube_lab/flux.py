@@ -519,8 +519,10 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
 
     Going in order avoids the ``dependsOn`` retry (``--requeue-dependency``) a Kustomization
     takes when it runs before its dependency has caught up; ``flux-system``, which no other
-    depends on, applies alongside the chain and is waited for last. ``wait=False`` only *asks* for the last
-    reconcile (a stopwatch then stops on the object itself). Raises
+    depends on, applies alongside the chain and is waited for last — only when the new
+    commit changed a file under its path (otherwise it is asked, not waited for).
+    ``wait=False`` only *asks* for the last reconcile (a stopwatch then stops on the object
+    itself). Raises
     :class:`ManifestInvalid` (naming the Kustomization, the file and Flux's error) when a
     Kustomization cannot apply, and :class:`ReconcileTimeout` when something does not
     get Ready in time. Suspended objects are skipped, and said so.
@@ -545,7 +547,7 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
     # Kustomizations' definitions) is not a dependency of the chain below it, and the
     # slowest to apply (every CRD): it runs alongside the chain instead of before it, and
     # is waited for at the end (issue 17).
-    root = plan[1][1] if (wait and len(plan) > 2 and plan[1][1] == "flux-system") else ""
+    root = plan[1][1] if (len(plan) > 2 and plan[1][1] == "flux-system") else ""
     deferred: list[tuple[str, str, float]] = []   # (name, token, started)
     for i, (kind, name) in enumerate(plan):
         t = time.monotonic()
@@ -559,8 +561,18 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
         if not wait and i == len(plan) - 1:
             break
         if kind == "Kustomization" and name == root:
-            deferred.append((name, token, t))
-            continue
+            # Asked either way; waited for only when Git changed a file it applies (issue
+            # 17: with every CRD to dry-run it is the slowest reconcile, and with nothing
+            # new under its path it only re-applies what is already there).
+            unchanged = _unchanged_since_applied(name, source, namespace, settings)
+            if unchanged:
+                if progress:
+                    progress(f"◦ Kustomization/{name}: nothing changed under {unchanged} "
+                             "(asked to reconcile, not waited for)")
+                continue
+            if wait:
+                deferred.append((name, token, t))
+                continue
         _wait_synced(kind, name, token, namespace, timeout, settings, progress, t, steps)
     for name, token, t in deferred:
         _wait_synced("Kustomization", name, token, namespace, timeout, settings, progress, t,
@@ -573,6 +585,38 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
                 wait_ready(kind, other, namespace, timeout, settings, progress)
     git = get("GitRepository", source, namespace, settings)
     return SyncResult(git.revision if git else "", time.monotonic() - start, steps)
+
+
+def _unchanged_since_applied(name: str, source: str, namespace: str,
+                             settings: Settings) -> str:
+    """The path of Kustomization ``name`` when no file under it changed between the revision
+    it last applied and the one GitRepository ``source`` has now (read from the learner's
+    clone), else "". Anything unknown — no applied revision, a commit the clone lacks, a
+    ``kustomization.yaml`` that reaches outside the path — counts as changed."""
+    from ._gitclone import GitClone
+
+    ks = kube.get_object(KINDS["Kustomization"].api_version, "Kustomization", name, namespace,
+                         settings) or {}
+    git = get("GitRepository", source, namespace, settings)
+    applied = str((ks.get("status") or {}).get("lastAppliedRevision") or "")
+    path = str((ks.get("spec") or {}).get("path") or "").strip().lstrip("./").rstrip("/")
+    if not git or "@sha1:" not in applied or "@sha1:" not in git.revision or not path:
+        return ""
+    old, new = applied.split("@sha1:", 1)[1], git.revision.split("@sha1:", 1)[1]
+    clone = GitClone(settings)
+    try:
+        diff = clone._git("diff", "--name-only", old, new, "--", path, check=False)
+        files = clone._git("ls-tree", "-r", "--name-only", new, "--", path, check=False)
+        if not diff.ok or diff.stdout.strip() or not files.ok:
+            return ""
+        for f in files.stdout.split():
+            if f.rsplit("/", 1)[-1] in ("kustomization.yaml", "kustomization.yml", "Kustomization"):
+                text = clone._git("show", f"{new}:{f}", check=False)
+                if not text.ok or "../" in text.stdout:
+                    return ""
+    except Exception:  # noqa: BLE001 - no clone, no git: wait, as before
+        return ""
+    return path
 
 
 def _wait_synced(kind: str, name: str, token: str, namespace: str, timeout: float | None,
