@@ -624,6 +624,10 @@ def _wait_synced(kind: str, name: str, token: str, namespace: str, timeout: floa
                  steps: list[tuple[str, float]]) -> None:
     """Wait until ``token`` is handled; raise Flux's own error when it did not apply."""
     obj = wait_handled(kind, name, token, namespace, timeout, settings, progress)
+    if obj.ready == "True" and obj.observed_generation < obj.generation:
+        # Its spec changed meanwhile (``flux-system`` applied a new definition of it while
+        # this request was handled): it reconciles again on its own; wait for that one.
+        obj = wait_ready(kind, name, namespace, timeout, settings, progress)
     if not obj.is_ready:
         from .failures import explain_failure
 
