@@ -549,6 +549,8 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
     # is waited for at the end (issue 17).
     root = plan[1][1] if (len(plan) > 2 and plan[1][1] == "flux-system") else ""
     deferred: list[tuple[str, str, float]] = []   # (name, token, started)
+    before = get("GitRepository", source, namespace, settings)
+    old_rev, new_rev = (before.revision if before else ""), ""
     for i, (kind, name) in enumerate(plan):
         t = time.monotonic()
         current = get(kind, name, namespace, settings)
@@ -556,6 +558,16 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
             # A suspended object ignores reconcile requests (lesson 04): say so, don't wait.
             if progress:
                 progress(f"⏸ {kind}/{name} is suspended: skipped (`flux resume` it to apply)")
+            continue
+        only_asked = not wait and i == len(plan) - 1
+        if (kind == "Kustomization" and name != root and not only_asked and new_rev
+                and new_rev != old_rev
+                and _applied_on_its_own(name, new_rev, namespace, settings, timeout)):
+            # The new revision made it reconcile already (Kustomizations watch their
+            # source): asking again now would only run it a second time (issue 17).
+            steps.append((f"{kind}/{name}", time.monotonic() - t))
+            if progress:
+                progress(f"✔ {kind}/{name} reconciled ({time.monotonic() - t:.1f}s)")
             continue
         token = request_reconcile(kind, name, namespace, settings)
         if not wait and i == len(plan) - 1:
@@ -574,6 +586,9 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
                 deferred.append((name, token, t))
                 continue
         _wait_synced(kind, name, token, namespace, timeout, settings, progress, t, steps)
+        if kind == "GitRepository":
+            fetched = get(kind, name, namespace, settings)
+            new_rev = fetched.revision if fetched else ""
     for name, token, t in deferred:
         _wait_synced("Kustomization", name, token, namespace, timeout, settings, progress, t,
                      steps)
@@ -585,6 +600,14 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
                 wait_ready(kind, other, namespace, timeout, settings, progress)
     git = get("GitRepository", source, namespace, settings)
     return SyncResult(git.revision if git else "", time.monotonic() - start, steps)
+
+
+def _applied_on_its_own(name: str, revision: str, namespace: str, settings: Settings,
+                        timeout: float | None) -> bool:
+    """Kustomization ``name``, once the reconcile it may be in the middle of is over, is
+    Ready with ``revision`` applied (a new revision starts one without being asked)."""
+    obj = wait_idle("Kustomization", name, namespace, settings=settings, timeout=timeout)
+    return obj.is_ready and obj.revision == revision
 
 
 def _unchanged_since_applied(name: str, source: str, namespace: str,
