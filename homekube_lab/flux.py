@@ -606,6 +606,8 @@ def _applied_on_its_own(name: str, revision: str, namespace: str, settings: Sett
                         timeout: float | None) -> bool:
     """Kustomization ``name``, once the reconcile it may be in the middle of is over, is
     Ready with ``revision`` applied (a new revision starts one without being asked)."""
+    if get("Kustomization", name, namespace, settings) is None:
+        return False   # gone meanwhile: asking it says so
     obj = wait_idle("Kustomization", name, namespace, settings=settings, timeout=timeout)
     return obj.is_ready and obj.revision == revision
 
