@@ -519,8 +519,10 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
 
     Going in order avoids the ``dependsOn`` retry (``--requeue-dependency``) a Kustomization
     takes when it runs before its dependency has caught up; ``flux-system``, which no other
-    depends on, applies alongside the chain and is waited for last. ``wait=False`` only *asks* for the last
-    reconcile (a stopwatch then stops on the object itself). Raises
+    depends on, applies alongside the chain and is waited for last — only when the new
+    commit changed a file under its path (otherwise it is asked, not waited for).
+    ``wait=False`` only *asks* for the last reconcile (a stopwatch then stops on the object
+    itself). Raises
     :class:`ManifestInvalid` (naming the Kustomization, the file and Flux's error) when a
     Kustomization cannot apply, and :class:`ReconcileTimeout` when something does not
     get Ready in time. Suspended objects are skipped, and said so.
@@ -545,8 +547,10 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
     # Kustomizations' definitions) is not a dependency of the chain below it, and the
     # slowest to apply (every CRD): it runs alongside the chain instead of before it, and
     # is waited for at the end (issue 17).
-    root = plan[1][1] if (wait and len(plan) > 2 and plan[1][1] == "flux-system") else ""
+    root = plan[1][1] if (len(plan) > 2 and plan[1][1] == "flux-system") else ""
     deferred: list[tuple[str, str, float]] = []   # (name, token, started)
+    before = get("GitRepository", source, namespace, settings)
+    old_rev, new_rev = (before.revision if before else ""), ""
     for i, (kind, name) in enumerate(plan):
         t = time.monotonic()
         current = get(kind, name, namespace, settings)
@@ -555,13 +559,36 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
             if progress:
                 progress(f"⏸ {kind}/{name} is suspended: skipped (`flux resume` it to apply)")
             continue
+        only_asked = not wait and i == len(plan) - 1
+        if (kind == "Kustomization" and name != root and not only_asked and new_rev
+                and new_rev != old_rev
+                and _applied_on_its_own(name, new_rev, namespace, settings, timeout)):
+            # The new revision made it reconcile already (Kustomizations watch their
+            # source): asking again now would only run it a second time (issue 17).
+            steps.append((f"{kind}/{name}", time.monotonic() - t))
+            if progress:
+                progress(f"✔ {kind}/{name} reconciled ({time.monotonic() - t:.1f}s)")
+            continue
         token = request_reconcile(kind, name, namespace, settings)
         if not wait and i == len(plan) - 1:
             break
         if kind == "Kustomization" and name == root:
-            deferred.append((name, token, t))
-            continue
+            # Asked either way; waited for only when Git changed a file it applies (issue
+            # 17: with every CRD to dry-run it is the slowest reconcile, and with nothing
+            # new under its path it only re-applies what is already there).
+            unchanged = _unchanged_since_applied(name, source, namespace, settings)
+            if unchanged:
+                if progress:
+                    progress(f"◦ Kustomization/{name}: nothing changed under {unchanged} "
+                             "(asked to reconcile, not waited for)")
+                continue
+            if wait:
+                deferred.append((name, token, t))
+                continue
         _wait_synced(kind, name, token, namespace, timeout, settings, progress, t, steps)
+        if kind == "GitRepository":
+            fetched = get(kind, name, namespace, settings)
+            new_rev = fetched.revision if fetched else ""
     for name, token, t in deferred:
         _wait_synced("Kustomization", name, token, namespace, timeout, settings, progress, t,
                      steps)
@@ -575,11 +602,57 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
     return SyncResult(git.revision if git else "", time.monotonic() - start, steps)
 
 
+def _applied_on_its_own(name: str, revision: str, namespace: str, settings: Settings,
+                        timeout: float | None) -> bool:
+    """Kustomization ``name``, once the reconcile it may be in the middle of is over, is
+    Ready with ``revision`` applied (a new revision starts one without being asked)."""
+    if get("Kustomization", name, namespace, settings) is None:
+        return False   # gone meanwhile: asking it says so
+    obj = wait_idle("Kustomization", name, namespace, settings=settings, timeout=timeout)
+    return obj.is_ready and obj.revision == revision
+
+
+def _unchanged_since_applied(name: str, source: str, namespace: str,
+                             settings: Settings) -> str:
+    """The path of Kustomization ``name`` when no file under it changed between the revision
+    it last applied and the one GitRepository ``source`` has now (read from the learner's
+    clone), else "". Anything unknown — no applied revision, a commit the clone lacks, a
+    ``kustomization.yaml`` that reaches outside the path — counts as changed."""
+    from ._gitclone import GitClone
+
+    ks = kube.get_object(KINDS["Kustomization"].api_version, "Kustomization", name, namespace,
+                         settings) or {}
+    git = get("GitRepository", source, namespace, settings)
+    applied = str((ks.get("status") or {}).get("lastAppliedRevision") or "")
+    path = str((ks.get("spec") or {}).get("path") or "").strip().lstrip("./").rstrip("/")
+    if not git or "@sha1:" not in applied or "@sha1:" not in git.revision or not path:
+        return ""
+    old, new = applied.split("@sha1:", 1)[1], git.revision.split("@sha1:", 1)[1]
+    clone = GitClone(settings)
+    try:
+        diff = clone._git("diff", "--name-only", old, new, "--", path, check=False)
+        files = clone._git("ls-tree", "-r", "--name-only", new, "--", path, check=False)
+        if not diff.ok or diff.stdout.strip() or not files.ok:
+            return ""
+        for f in files.stdout.split():
+            if f.rsplit("/", 1)[-1] in ("kustomization.yaml", "kustomization.yml", "Kustomization"):
+                text = clone._git("show", f"{new}:{f}", check=False)
+                if not text.ok or "../" in text.stdout:
+                    return ""
+    except Exception:  # noqa: BLE001 - no clone, no git: wait, as before
+        return ""
+    return path
+
+
 def _wait_synced(kind: str, name: str, token: str, namespace: str, timeout: float | None,
                  settings: Settings, progress: Progress | None, t: float,
                  steps: list[tuple[str, float]]) -> None:
     """Wait until ``token`` is handled; raise Flux's own error when it did not apply."""
     obj = wait_handled(kind, name, token, namespace, timeout, settings, progress)
+    if obj.ready == "True" and obj.observed_generation < obj.generation:
+        # Its spec changed meanwhile (``flux-system`` applied a new definition of it while
+        # this request was handled): it reconciles again on its own; wait for that one.
+        obj = wait_ready(kind, name, namespace, timeout, settings, progress)
     if not obj.is_ready:
         from .failures import explain_failure
 

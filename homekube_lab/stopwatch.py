@@ -51,7 +51,7 @@ SLACK = 5.0
 JITTER = 0.1
 #: kustomize-controller's ``--requeue-dependency`` default: how long a Kustomization whose
 #: ``dependsOn`` is not Ready at the new revision waits before trying again. The embedded
-#: lab runs it with 5s (``embedded/fluxrunner.py``); the bound allows Flux's default, so it
+#: lab runs it with 2s (``embedded/fluxrunner.py``); the bound allows Flux's default, so it
 #: holds on your own cluster too.
 REQUEUE_DEPENDENCY = 30.0
 
@@ -106,7 +106,7 @@ def commit_to_applied(*, forced: bool, key: str = "stopwatch", name: str = "welc
         flux.sync(kustomization, wait=False, settings=settings, timeout=timeout, progress=None)
     # Unforced: the GitRepository notices the commit within its interval; a Kustomization
     # with dependsOn may then wait kustomize-controller's --requeue-dependency (30s by
-    # default, 5s in the embedded lab).
+    # default, 2s in the embedded lab).
     bound = 0.0 if forced else (flux.parse_duration(interval) * (1 + JITTER)
                                  + REQUEUE_DEPENDENCY + SLACK)
 

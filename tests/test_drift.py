@@ -145,3 +145,48 @@ def test_time_to_revert_and_commit_to_applied_are_measured(hello_web: Settings) 
         stopwatch.clear_stopwatch(settings=s, progress=None)
     cm = kube.get_object("v1", "ConfigMap", "welcome", NS, s)
     assert "stopwatch" not in (cm.get("data") or {})
+
+
+def test_sync_waits_for_flux_system_only_when_git_changed_its_files(hello_web: Settings) -> None:
+    """flux-system (every CRD to dry-run) is always asked to reconcile, but waited for only
+    when the commit changed a file under its path; the checkpoint still sees it settle."""
+    from homekube_lab import checks
+
+    s = hello_web
+    repo = gitops.LearnerRepo(s)
+    repo.pull()
+
+    def commit_and_sync(kind: str, name: str, namespace: str, key: list[str], value: object,
+                        msg: str) -> list[str]:
+        repo.set_in(kind, name, namespace, key, value)
+        repo.commit(msg)
+        repo.push()
+        lines: list[str] = []
+        flux.sync(settings=s, progress=lines.append)
+        return lines
+
+    try:
+        lines = commit_and_sync("ConfigMap", "welcome", NS, ["data", "synctest"], "1",
+                                "sync test: a file of apps only")
+        assert any(ln.startswith("◦ Kustomization/flux-system: nothing changed under "
+                                 "clusters/local") for ln in lines), lines
+        assert not any("Kustomization/flux-system reconciled" in ln for ln in lines), lines
+        assert kube.get_object("v1", "ConfigMap", "welcome", NS, s)["data"]["synctest"] == "1"
+        # Asked all the same: it applies the new revision on its own, and the check waits
+        # for that reconcile instead of judging it half-way.
+        checks.check_kustomizations_ready(settings=s)
+
+        lines = commit_and_sync("Kustomization", "apps", flux.NAMESPACE, ["spec", "retryInterval"],
+                                "31s", "sync test: a file of flux-system")
+        assert any(ln.startswith("✔ Kustomization/flux-system reconciled") for ln in lines), lines
+        live = kube.get_object(flux.KINDS["Kustomization"].api_version, "Kustomization", "apps",
+                               flux.NAMESPACE, s)
+        assert live["spec"]["retryInterval"] == "31s"
+    finally:
+        repo.pull()
+        repo.set_in("ConfigMap", "welcome", NS, ["data", "synctest"], gitops.ABSENT)
+        repo.set_in("Kustomization", "apps", flux.NAMESPACE, ["spec", "retryInterval"], "30s")
+        repo.commit("sync test: put back")
+        repo.push()
+        flux.sync(settings=s, progress=None)
+    assert "synctest" not in (kube.get_object("v1", "ConfigMap", "welcome", NS, s).get("data") or {})

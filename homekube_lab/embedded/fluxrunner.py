@@ -14,10 +14,11 @@ this small supervisor plays that part for Flux alone:
   127.0.0.1 ports, cluster DNS names (``source-controller.flux-system.svc``) become those
   ports, leader election is switched off (one replica, and a restart must not wait for
   a stale lease), and source-controller's storage is ``<state>/artifacts``;
-* one lab default (issue 17): kustomize-controller's ``--requeue-dependency`` is 5s instead
+* one lab default (issue 17): kustomize-controller's ``--requeue-dependency`` is 2s instead
   of 30s unless the Deployment sets it, so a Kustomization that ran before its ``dependsOn``
-  had applied a new commit tries again after 5s (lesson 04 still shows that wait; a 30s one
-  taught nothing more and cost every lesson and test that waits on it).
+  had applied a new commit tries again after 2s (lesson 04 still names that wait; a 30s or
+  5s one taught nothing more and cost every lesson and test that waits on it: a new commit
+  makes ``apps`` race ``infrastructure`` on every push; a retry is one cached read).
 
 kwok marks the Deployments' pods Running/Ready, so ``flux check`` and ``flux bootstrap``
 see healthy pods; the real work happens in these processes. Logs:
@@ -68,7 +69,7 @@ GO_MEMORY: dict[str, dict[str, str]] = {
 }
 #: Flags a controller gets unless its Deployment sets them (see the module docstring).
 LAB_DEFAULTS: dict[str, dict[str, str]] = {
-    "kustomize-controller": {"--requeue-dependency": "5s"},
+    "kustomize-controller": {"--requeue-dependency": "2s"},
 }
 #: How often the runner looks at the Deployments. One second keeps `flux install`,
 #: `rollout restart` and `flux uninstall` feeling immediate at negligible API load.
