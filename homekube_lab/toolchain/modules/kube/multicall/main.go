@@ -54,6 +54,11 @@ func runKubectl() {
 // flag set of their own (unknown flags left to the command), a context cancelled by
 // SIGINT/SIGTERM, and any error logged and turned into exit status 1.
 func runKwok() {
+	// cobra merges pflag.CommandLine into every root command. In this binary the kube
+	// packages' init put Kubernetes' --version (component-base verflag, not a bool) there,
+	// which breaks cobra's own bool --version that kwok answers; the standalone kwok has
+	// nothing in pflag.CommandLine, so kwok gets an empty one here too.
+	pflag.CommandLine = pflag.NewFlagSet(os.Args[0], pflag.ExitOnError)
 	global := pflag.NewFlagSet("kwok-global", pflag.ContinueOnError)
 	global.ParseErrorsAllowlist.UnknownFlags = true
 	global.Usage = func() {}
