@@ -12,7 +12,7 @@ prints each process's RSS split into anonymous (heap, stacks) and file-backed (t
 binary) pages, its PSS and USS (PSS shares a page among the processes mapping it, so it
 drops when other clusters run the same binaries), and the totals. The summary line gives
 the whole stack's RSS and PSS: PSS is the fair figure, since kube-apiserver,
-kube-controller-manager, kube-scheduler and etcd are one multi-call binary whose pages
+kube-controller-manager, kube-scheduler, etcd and kwok are one multi-call binary whose pages
 RSS counts once per process (run it with no other cluster using the same tools dir, or
 PSS also shrinks by what other clusters share). ``--rss-only`` skips
 phase 1.
@@ -145,7 +145,7 @@ def idle_rss(idle: float) -> None:
         print(f"idle {idle:.0f}s, then per process:")
         rss, pss = print_memory(memory_rows(settings))
         # RSS counts a page once per process mapping it, so processes that share one binary
-        # (the multi-call kube binary: apiserver, controller-manager, scheduler, etcd) count
+        # (the multi-call kube binary: apiserver, controller-manager, scheduler, etcd, kwok) count
         # its pages several times; PSS splits each shared page among its mappers, so the
         # stack's PSS is the memory it really holds (if no other cluster maps the same files).
         print(f"idle memory, whole stack, Flux bootstrapped, lessons 00-02: RSS {rss / MIB:.0f} MiB, "

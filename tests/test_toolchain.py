@@ -103,10 +103,31 @@ def test_a_kube_tool_cached_the_old_way_is_rebuilt_with_all_its_multicall_siblin
     said: list[str] = []
     toolchain.install(s, said.append, names=["kube-apiserver", "kubectl", "helm"])
     assert said == ["kube-apiserver: the cached build has the layout 'one binary per tool', this "
-                    "version wants 'multicall-1': rebuilding it"]
+                    f"version wants {MULTICALL_LAYOUT!r}: rebuilding it"]
     multicall = {t.name for t in TOOLS.values() if t.layout == MULTICALL_LAYOUT}
-    assert multicall == {"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd"}
+    assert multicall == {"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd",
+                         "kwok"}
     assert set(built) == multicall and len(built) == len(multicall)
+
+
+def test_a_multicall_cache_from_before_kwok_joined_is_rebuilt(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cache written with the five-tool multi-call binary ('multicall-1') beside a kwok of
+    its own (no layout): every one of the six is rebuilt, once, as the one binary."""
+    s = Settings(state_dir=tmp_path / "state", tools_dir=tmp_path / "tools")
+    for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd"):
+        _fake_cached_tool(s.tools_dir, name, "Kubernetes v1.36.3", layout="multicall-1")
+    _fake_cached_tool(s.tools_dir, "kwok", "kwok version v0.8.0", layout="")
+    _fake_cached_tool(s.tools_dir, "helm", "v4.2.4")
+    assert MULTICALL_LAYOUT != "multicall-1"
+    built: list[str] = []
+    monkeypatch.setattr(toolchain, "_on_path", lambda tool, settings: None)
+    monkeypatch.setattr(toolchain, "_build_all", lambda todo, *a, **k: built.extend(t.name for t in todo))
+    said: list[str] = []
+    toolchain.install(s, said.append, names=["kwok", "helm"])
+    assert said == [f"kwok: the cached build has the layout 'one binary per tool', this version wants "
+                    f"{MULTICALL_LAYOUT!r}: rebuilding it"]
+    assert sorted(built) == sorted(t.name for t in GROUPS["kube"]) and "helm" not in built
 
 
 def test_a_mismatched_binary_is_refused_loudly(tmp_path: Path) -> None:
@@ -167,8 +188,13 @@ def test_the_kube_tools_are_one_multicall_binary(tmp_path: Path) -> None:
     other.symlink_to(paths[0])
     r = subprocess.run([other, "kubectl", "version", "--client"], capture_output=True, text=True)
     assert r.returncode == 0 and parse_version("kubectl", r.stdout) == TOOLS["kubectl"].version
+    r = subprocess.run([other, "kwok", "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and parse_version("kwok", r.stdout) == TOOLS["kwok"].version, r
+    r = subprocess.run([toolchain.path("kwok", INSTALLED), "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "--manage-all-nodes" in r.stdout and "--config" in r.stdout, r
     r = subprocess.run([other, "--version"], capture_output=True, text=True)
     assert r.returncode == 2 and "kube-apiserver" in r.stderr and "etcd" in r.stderr
+    assert "kwok" in r.stderr
 
 
 @needs_tools

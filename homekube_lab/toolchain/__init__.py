@@ -4,8 +4,9 @@ Resolution order for each tool in :data:`~homekube_lab.toolchain.pins.TOOLS`:
 
 1. a cached build of exactly that version (``<tools_dir>/<name>/<version>/<name>``) whose
    marker names the tool's current layout (:attr:`~homekube_lab.toolchain.pins.Tool.layout`:
-   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and etcd are hard links
-   to one multi-call binary, so an entry built the old way, one binary each, is rebuilt);
+   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd and kwok are hard
+   links to one multi-call binary, so an entry built another way (one binary each, or the
+   multi-call binary before kwok joined it) is rebuilt);
 2. a binary on ``PATH`` whose reported version matches the pin;
 3. a build from the Go modules through the Go module proxy, using the wrapper modules
    shipped inside this package (``modules/<group>/go.mod``).
@@ -228,8 +229,8 @@ def install(
     """
     settings = settings or get_settings()
     wanted = [TOOLS[n] for n in (names or TOOLS)]
-    if any(t.group in ("kwok", "fluxcli") for t in wanted) and TOOLS["kubectl"] not in wanted:
-        wanted.insert(0, TOOLS["kubectl"])  # their YAML is rendered with kubectl's kustomize
+    if any(t.group == "fluxcli" for t in wanted) and TOOLS["kubectl"] not in wanted:
+        wanted.insert(0, TOOLS["kubectl"])  # its YAML is rendered with kubectl's kustomize
     _clean_stale_builds(settings)
     todo: list[Tool] = []
     for tool in wanted:
@@ -394,12 +395,6 @@ def _build_group(group: str, tools: list[Tool], settings: Settings, progress: Pr
             generate_manifests(mod, manifests, env, progress, kubectl=path("kubectl", settings))
             _flux_cli_with_manifests(mod, env, manifests, work)
             extras["flux"] = {"manifests": manifests}
-        if any(t.name == "kwok" for t in tools):
-            from .kwokstages import generate_stages
-
-            stages = work / "stages.yaml"
-            generate_stages(mod, stages, env, kubectl=path("kubectl", settings))
-            extras["kwok"] = {"stages.yaml": stages}
         ldflags = ["-s", "-w"]
         for t in tools:
             ldflags += [f for f in t.ldflags if f not in ldflags]
@@ -407,6 +402,7 @@ def _build_group(group: str, tools: list[Tool], settings: Settings, progress: Pr
         argv = ["go", "build", "-v", "-trimpath", "-tags=selinux,notest",
                 f"-ldflags={' '.join(ldflags)}", "-o", f"{out}/"]
         _go_build(group, argv, packages, mod, env, progress, start, total)
+        built_as: dict[str, Path] = {}
         for t in tools:
             built = out / _out_name(t.package)
             if t.layout == MULTICALL_LAYOUT:
@@ -415,6 +411,17 @@ def _build_group(group: str, tools: list[Tool], settings: Settings, progress: Pr
                 named = out / t.name
                 os.link(built, named)
                 built = named
+            built_as[t.name] = built
+        if "kwok" in built_as:
+            from .kwokstages import generate_stages
+
+            # kwok's module is a dependency of this group's module; the kubectl built beside
+            # kwok (same multi-call binary) renders its stages
+            stages = work / "stages.yaml"
+            generate_stages(mod, stages, env, kubectl=built_as.get("kubectl") or path("kubectl", settings))
+            extras["kwok"] = {"stages.yaml": stages}
+        for t in tools:
+            built = built_as[t.name]
             got = reported_version(t, built)
             if got != t.version:
                 raise ToolVersionMismatch(t.name, str(built), t.version, got)

@@ -3,7 +3,9 @@
 The kwok controller does nothing without Stages. kwok's module ships them as kustomize
 bases; ``kustomize/stage/fast`` is the set kwokctl uses by default: node-initialize,
 node-heartbeat-with-lease, and pod-ready / pod-complete / pod-delete. They are rendered
-at install time from the pinned module into the kwok cache dir (``stages.yaml``).
+at install time from the pinned module into the kwok cache dir (``stages.yaml``). kwok is
+linked into the kube group's multi-call binary, so its module is a dependency of the kube
+wrapper module, and ``go list -m`` there finds it.
 """
 
 from __future__ import annotations

@@ -11,12 +11,15 @@ Why these versions:
 * Kubernetes v1.36.3 — ``flux check --pre`` needs >= 1.33; kubectl is the same release.
 * etcd v3.6.8 — the exact etcd that k8s.io/kubernetes v1.36.3 itself requires, so it is
   built in the same module and shares its dependency versions (and build cache).
-* kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and etcd are ONE
+* kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd and kwok are ONE
   multi-call binary (:data:`KUBE_MULTICALL`, our ``modules/kube/multicall/main.go``, like
   k3s or the old hyperkube): it runs the command named by its file name, and each tool's
   cache entry is a hard link to it, so the disk holds it once and the running processes
   share its pages.
-* kwok v0.8.0 — built against k8s.io v0.36, simulates the node and the pods.
+* kwok v0.8.0 — built against k8s.io v0.36, simulates the node and the pods. It is linked
+  into the kube module's multi-call binary: requiring it there moves no k8s.io or etcd
+  version (the k8s.io staging modules are replaced by v1.36.3's; MVS only raises some
+  shared libraries: grpc v1.81.1, otel v1.44.0, golang.org/x/*, as kwok v0.8.0 needs).
 * Flux v2.9.4 — the flux CLI and the controllers it installs: source-controller v1.9.4,
   kustomize-controller v1.9.4, notification-controller v1.9.3, helm-controller v1.6.3.
   helm-controller v1.6.3 is released against a Flux fork of Helm (v4.2.4-flux.1) that the
@@ -88,7 +91,7 @@ _KUBE_LD = _kube_ldflags(KUBERNETES)
 KUBE_MULTICALL = "homekube.local/toolchain/kube/multicall"
 #: Marker layout of a tool that is a hard link to a multi-call binary. Bump it when the
 #: binary's make-up changes: caches written with another layout are rebuilt.
-MULTICALL_LAYOUT = "multicall-1"
+MULTICALL_LAYOUT = "multicall-2"  # 2: kwok joined the five kube tools
 _MC = {"ldflags": _KUBE_LD, "layout": MULTICALL_LAYOUT}
 
 _ALL = [
@@ -97,7 +100,7 @@ _ALL = [
     Tool("kube-scheduler", KUBERNETES, "kube", KUBE_MULTICALL, _K8S, ("--version",), **_MC),
     Tool("kubectl", KUBERNETES, "kube", KUBE_MULTICALL, _K8S, ("version", "--client"), **_MC),
     Tool("etcd", ETCD, "kube", KUBE_MULTICALL, "go.etcd.io/etcd/server/v3", ("--version",), **_MC),
-    Tool("kwok", KWOK, "kwok", "sigs.k8s.io/kwok/cmd/kwok", "sigs.k8s.io/kwok", ("--version",)),
+    Tool("kwok", KWOK, "kube", KUBE_MULTICALL, "sigs.k8s.io/kwok", ("--version",), **_MC),
     Tool("source-controller", "v1.9.4", "flux", "github.com/fluxcd/source-controller",
          "github.com/fluxcd/source-controller"),
     Tool("kustomize-controller", "v1.9.4", "flux", "github.com/fluxcd/kustomize-controller",
@@ -112,7 +115,8 @@ _ALL = [
          ("version", "--client"), (f"-X main.VERSION={FLUX.lstrip('v')}",)),
 ]
 
-#: name -> Tool, in build order (kube first: kwok and fluxcli render YAML with kubectl's kustomize).
+#: name -> Tool, in build order (kube first: fluxcli renders YAML with kubectl's kustomize; kwok's
+#: stages are rendered with the kubectl built beside it).
 TOOLS: dict[str, Tool] = {t.name: t for t in _ALL}
 
 #: wrapper module name -> its tools, in build order.

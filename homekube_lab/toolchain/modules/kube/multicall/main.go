@@ -1,10 +1,10 @@
-// Command multicall is the Kubernetes control plane, kubectl and etcd in one binary.
+// Command multicall is the Kubernetes control plane, kubectl, etcd and kwok in one binary.
 //
 // It runs the command named by the base name of argv[0], so hard links (or symlinks)
-// named kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and etcd to this
-// one file behave like the five upstream binaries, while the processes share one mapped
-// file (page cache, PSS) and the disk holds it once. `multicall NAME ARGS...` works too.
-// The side imports are the ones each upstream main package has.
+// named kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd and kwok
+// to this one file behave like the six upstream binaries, while the processes share one
+// mapped file (page cache, PSS) and the disk holds it once. `multicall NAME ARGS...` works
+// too. The side imports are the ones each upstream main package has.
 package main
 
 import (
@@ -14,6 +14,7 @@ import (
 	"sort"
 	_ "time/tzdata" // CronJob time zones (kube-apiserver, kube-controller-manager)
 
+	"github.com/spf13/pflag"
 	"go.etcd.io/etcd/server/v3/etcdmain"
 	_ "k8s.io/client-go/plugin/pkg/client/auth" // kubectl's client auth plugins
 	"k8s.io/component-base/cli"
@@ -26,6 +27,10 @@ import (
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	kcm "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	kwokconfig "sigs.k8s.io/kwok/pkg/config"
+	kwok "sigs.k8s.io/kwok/pkg/kwok/cmd"
+	kwoklog "sigs.k8s.io/kwok/pkg/log"
+	kwoksignals "sigs.k8s.io/kwok/pkg/utils/signals"
 )
 
 var commands = map[string]func(){
@@ -34,6 +39,7 @@ var commands = map[string]func(){
 	"kube-scheduler":          func() { os.Exit(cli.Run(scheduler.NewSchedulerCommand())) },
 	"kubectl":                 runKubectl,
 	"etcd":                    func() { etcdmain.Main(os.Args) },
+	"kwok":                    runKwok,
 }
 
 func runKubectl() {
@@ -41,6 +47,33 @@ func runKubectl() {
 	logs.GlogSetter(kubectl.GetLogVerbosity(os.Args)) //nolint:errcheck
 	if err := cli.RunNoErrOutput(kubectl.NewDefaultKubectlCommand()); err != nil {
 		kubectlutil.CheckErr(err)
+	}
+}
+
+// runKwok starts kwok as its own main does: kwok's logger and config-file flags live in a
+// flag set of their own (unknown flags left to the command), a context cancelled by
+// SIGINT/SIGTERM, and any error logged and turned into exit status 1.
+func runKwok() {
+	// cobra merges pflag.CommandLine into every root command. In this binary the kube
+	// packages' init put Kubernetes' --version (component-base verflag, not a bool) there,
+	// which breaks cobra's own bool --version that kwok answers; the standalone kwok has
+	// nothing in pflag.CommandLine, so kwok gets an empty one here too.
+	pflag.CommandLine = pflag.NewFlagSet(os.Args[0], pflag.ExitOnError)
+	global := pflag.NewFlagSet("kwok-global", pflag.ContinueOnError)
+	global.ParseErrorsAllowlist.UnknownFlags = true
+	global.Usage = func() {}
+	ctx, logger := kwoklog.InitFlags(kwoksignals.SetupSignalContext(), global)
+	ctx, err := kwokconfig.InitFlags(ctx, global)
+	if err != nil {
+		fmt.Fprint(os.Stderr, global.FlagUsages())
+		logger.Error("reading kwok's configuration flags", "err", err)
+		os.Exit(1)
+	}
+	command := kwok.NewCommand(ctx)
+	command.PersistentFlags().AddFlagSet(global)
+	if err := command.ExecuteContext(ctx); err != nil {
+		logger.Error("kwok exited", "err", err)
+		os.Exit(1)
 	}
 }
 
