@@ -519,10 +519,10 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
 
     Going in order avoids the ``dependsOn`` retry (``--requeue-dependency``) a Kustomization
     takes when it runs before its dependency has caught up; ``flux-system``, which no other
-    depends on, applies alongside the chain and is waited for last — only when the new
-    commit changed a file under its path (otherwise it is asked, not waited for).
-    ``wait=False`` only *asks* for the last reconcile (a stopwatch then stops on the object
-    itself). Raises
+    depends on, applies alongside the chain and is waited for last: when ``sync`` returns,
+    every Kustomization has applied the new revision (checkpoints such as
+    ``check_reverted`` rely on it). ``wait=False`` only *asks* for the last reconcile (a
+    stopwatch then stops on the object itself). Raises
     :class:`ManifestInvalid` (naming the Kustomization, the file and Flux's error) when a
     Kustomization cannot apply, and :class:`ReconcileTimeout` when something does not
     get Ready in time. Suspended objects are skipped, and said so.
@@ -572,19 +572,9 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
         token = request_reconcile(kind, name, namespace, settings)
         if not wait and i == len(plan) - 1:
             break
-        if kind == "Kustomization" and name == root:
-            # Asked either way; waited for only when Git changed a file it applies (issue
-            # 17: with every CRD to dry-run it is the slowest reconcile, and with nothing
-            # new under its path it only re-applies what is already there).
-            unchanged = _unchanged_since_applied(name, source, namespace, settings)
-            if unchanged:
-                if progress:
-                    progress(f"◦ Kustomization/{name}: nothing changed under {unchanged} "
-                             "(asked to reconcile, not waited for)")
-                continue
-            if wait:
-                deferred.append((name, token, t))
-                continue
+        if kind == "Kustomization" and name == root and wait:
+            deferred.append((name, token, t))
+            continue
         _wait_synced(kind, name, token, namespace, timeout, settings, progress, t, steps)
         if kind == "GitRepository":
             fetched = get(kind, name, namespace, settings)
@@ -610,38 +600,6 @@ def _applied_on_its_own(name: str, revision: str, namespace: str, settings: Sett
         return False   # gone meanwhile: asking it says so
     obj = wait_idle("Kustomization", name, namespace, settings=settings, timeout=timeout)
     return obj.is_ready and obj.revision == revision
-
-
-def _unchanged_since_applied(name: str, source: str, namespace: str,
-                             settings: Settings) -> str:
-    """The path of Kustomization ``name`` when no file under it changed between the revision
-    it last applied and the one GitRepository ``source`` has now (read from the learner's
-    clone), else "". Anything unknown — no applied revision, a commit the clone lacks, a
-    ``kustomization.yaml`` that reaches outside the path — counts as changed."""
-    from ._gitclone import GitClone
-
-    ks = kube.get_object(KINDS["Kustomization"].api_version, "Kustomization", name, namespace,
-                         settings) or {}
-    git = get("GitRepository", source, namespace, settings)
-    applied = str((ks.get("status") or {}).get("lastAppliedRevision") or "")
-    path = str((ks.get("spec") or {}).get("path") or "").strip().lstrip("./").rstrip("/")
-    if not git or "@sha1:" not in applied or "@sha1:" not in git.revision or not path:
-        return ""
-    old, new = applied.split("@sha1:", 1)[1], git.revision.split("@sha1:", 1)[1]
-    clone = GitClone(settings)
-    try:
-        diff = clone._git("diff", "--name-only", old, new, "--", path, check=False)
-        files = clone._git("ls-tree", "-r", "--name-only", new, "--", path, check=False)
-        if not diff.ok or diff.stdout.strip() or not files.ok:
-            return ""
-        for f in files.stdout.split():
-            if f.rsplit("/", 1)[-1] in ("kustomization.yaml", "kustomization.yml", "Kustomization"):
-                text = clone._git("show", f"{new}:{f}", check=False)
-                if not text.ok or "../" in text.stdout:
-                    return ""
-    except Exception:  # noqa: BLE001 - no clone, no git: wait, as before
-        return ""
-    return path
 
 
 def _wait_synced(kind: str, name: str, token: str, namespace: str, timeout: float | None,

@@ -126,7 +126,7 @@ def check_kustomizations_ready(names: Iterable[str] = ("flux-system", "infrastru
 
 def _settle(name: str, settings: Settings) -> None:
     """Let a reconcile of Kustomization ``name`` that is asked for or running finish first
-    (``flux.sync`` asks ``flux-system`` but waits for it only when Git changed its files):
+    (e.g. the reconcile a new revision starts on its own after a commit made without ``sync``):
     the check judges the outcome, not a reconcile caught half-way. Nothing in flight: no wait."""
     k = flux.KINDS["Kustomization"]
 
