@@ -62,7 +62,10 @@ def _share(src: Path, dst: Path) -> None:
 
 def readable_tools(installed: Settings) -> Path:
     """The installed tools in /var/tmp/homekube-lab-tools-<pins hash>, usable by any user."""
-    key = hashlib.sha256(" ".join(f"{t.name}={t.version}" for t in TOOLS.values()).encode()).hexdigest()[:12]
+    # keyed by each tool's version AND cache layout: a copy made of an older layout (one binary
+    # per kube tool) would not count as cached, and the lab would fall back to bin/'s links
+    key = hashlib.sha256(" ".join(f"{t.name}={t.version}/{t.layout}" for t in TOOLS.values())
+                         .encode()).hexdigest()[:12]
     d = Path("/var/tmp") / f"homekube-lab-tools-{key}"
     if not (d / ".complete").is_file():
         shutil.rmtree(d, ignore_errors=True)

@@ -281,7 +281,26 @@ class Runner:
             if m.proc and now - m.started_at > 60:
                 m.backoff = BACKOFF_START  # ran a minute: forget earlier crashes
 
+    def _repick_taken_ports(self, m: Managed) -> None:
+        """Choose new ports for those of ``m`` another program holds now. A free loopback
+        port can be taken between choosing and binding it — also as the local end of some
+        client's outgoing connection, which holds it for as long as the connection lives —
+        and the controller would exit with "address already in use" at every restart."""
+        taken = [k for k, port in m.ports.items() if not port_free(port)]
+        if not taken:
+            return
+        fresh = self._new_ports(m.name)
+        moved = ", ".join(f"{k} {m.ports[k]} → {fresh[k]}" for k in taken)
+        for k in taken:
+            m.ports[k] = fresh[k]
+        self._log_runner(f"{m.name}: port(s) taken by another program, moved: {moved}")
+        if m.name == "notification-controller" and "events" in taken:
+            for other in self.managed.values():
+                if other is not m:
+                    other.key = ""  # restart with the new --events-addr at the next step
+
     def _start(self, m: Managed, container: dict, key: str) -> None:
+        self._repick_taken_ports(m)
         argv, env = self.command(m.name, container)
         log = self.log_dir / f"{m.name}.log"
         with open(log, "ab") as out:
