@@ -575,10 +575,9 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
         if kind == "Kustomization" and name == root and wait:
             deferred.append((name, token, t))
             continue
-        _wait_synced(kind, name, token, namespace, timeout, settings, progress, t, steps)
+        synced = _wait_synced(kind, name, token, namespace, timeout, settings, progress, t, steps)
         if kind == "GitRepository":
-            fetched = get(kind, name, namespace, settings)
-            new_rev = fetched.revision if fetched else ""
+            new_rev = synced.revision
     for name, token, t in deferred:
         _wait_synced("Kustomization", name, token, namespace, timeout, settings, progress, t,
                      steps)
@@ -604,8 +603,9 @@ def _applied_on_its_own(name: str, revision: str, namespace: str, settings: Sett
 
 def _wait_synced(kind: str, name: str, token: str, namespace: str, timeout: float | None,
                  settings: Settings, progress: Progress | None, t: float,
-                 steps: list[tuple[str, float]]) -> None:
-    """Wait until ``token`` is handled; raise Flux's own error when it did not apply."""
+                 steps: list[tuple[str, float]]) -> FluxObject:
+    """Wait until ``token`` is handled; raise Flux's own error when it did not apply.
+    Returns the object as it was then."""
     obj = wait_handled(kind, name, token, namespace, timeout, settings, progress)
     if obj.ready == "True" and obj.observed_generation < obj.generation:
         # Its spec changed meanwhile (``flux-system`` applied a new definition of it while
@@ -624,6 +624,7 @@ def _wait_synced(kind: str, name: str, token: str, namespace: str, timeout: floa
     steps.append((f"{kind}/{name}", time.monotonic() - t))
     if progress:
         progress(f"✔ {kind}/{name} reconciled ({time.monotonic() - t:.1f}s)")
+    return obj
 
 
 def __getattr__(name: str) -> Any:
