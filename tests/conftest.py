@@ -2,10 +2,11 @@
 
 The suite runs in three pytest-xdist workers (``-n 3`` in pyproject's addopts; the scheduler
 below). A work unit is a test file, except that every file using the session cluster is one
-unit ("session"), so only one worker starts it. A worker takes one unit at a time, the
-longest first (``ORDER``: the notebooks' papermill + nbval passes, the session cluster's
-suites, existing mode, the install tests, faults, ...), and the next when it is idle: the
-lessons keep one worker, the other two share the rest. Each unit keeps its test order.
+unit ("session"), so only one worker starts it, and that a file in ``CLASS_UNITS`` is a unit
+per class (the lessons' three parts, each on its own cluster). A worker takes one unit at a
+time, the longest first (``ORDER``: two parts of the lessons, existing mode, the install
+tests, the session cluster's suites, ...), and the next when it is idle. Each unit keeps its
+test order.
 ``-n 0`` runs everything in one process.
 
 Cluster tests are skipped (with the command that enables them) only when the pinned
@@ -35,18 +36,27 @@ ARTIFACTS = REPO / "artifacts"
 #: ``pytest_collection_modifyitems`` refuses a file that uses it and is not listed here.
 SESSION_FILES = frozenset({"test_bad_input.py", "test_broken_manifest.py", "test_cluster.py",
                            "test_drift.py", "test_load.py", "test_notify_cluster.py"})
+#: Files whose test classes are separate work units (each class starts its own cluster).
+CLASS_UNITS = frozenset({"test_notebooks.py"})
 #: Work units handed out first, longest first (measured in the clean-clone run, see README's
 #: Figures); the rest follow in collection order.
-ORDER = ("test_notebooks.py", "session", "test_existing_mode.py", "test_install_envs.py",
-         "test_faults.py", "test_broken_state.py", "test_concurrency.py", "test_browser.py",
-         "test_unprivileged.py", "test_goenv.py")
+ORDER = ("test_notebooks.py::TestLessons05To06", "test_notebooks.py::TestLessons03To04", "session",
+         "test_existing_mode.py", "test_install_envs.py", "test_faults.py",
+         "test_notebooks.py::TestLessons00To02", "test_browser.py", "test_broken_state.py",
+         "test_concurrency.py", "test_unprivileged.py", "test_gitops.py", "test_toolchain.py")
 
 
 def unit_of(nodeid: str) -> str:
     """``tests/test_drift.py::test_x`` → "session"; ``tests/test_faults.py::t[etcd]`` →
-    "test_faults.py": the work unit a test belongs to."""
-    name = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
-    return "session" if name in SESSION_FILES else name
+    "test_faults.py"; ``tests/test_notebooks.py::TestLessons03To04::t[03-drift]`` →
+    "test_notebooks.py::TestLessons03To04": the work unit a test belongs to."""
+    path, *rest = nodeid.split("::")
+    name = path.rsplit("/", 1)[-1]
+    if name in SESSION_FILES:
+        return "session"
+    if name in CLASS_UNITS and len(rest) > 1:
+        return f"{name}::{rest[0]}"
+    return name
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
