@@ -128,10 +128,7 @@ def _replay(to: str, settings: Settings, progress: Progress) -> tuple[str, list[
         if to >= "02":
             t = time.monotonic()
             flux.bootstrap(settings, progress=None)
-            # Bootstrap waited for flux-system; the Kustomizations it created reconcile on
-            # their own: wait for them (a sync would apply flux-system, every CRD, again).
-            if not _kustomizations_ready(settings):
-                flux.sync(settings=settings, progress=None)
+            flux.sync(settings=settings, progress=None)
             steps.append(_took("flux bootstrap", t))
             steps.append(_take_snapshot("02", settings, progress))
     if to >= "03":
@@ -191,17 +188,9 @@ def _restore(snap: Any, settings: Settings, progress: Progress) -> tuple[str, li
 
 
 def _flux_in_sync(settings: Settings, progress: Progress) -> float:
-    """After a cold start: every Flux object reconciled by the controllers now running,
-    Ready, and each Kustomization at the revision in Git. Generous timeouts: a reset is
-    not a lesson, and a busy laptop starting four controllers at once is slow. Returns
-    the timeout used.
-
-    Every object is asked for a reconcile at once, as soon as the API answers — before
-    the controllers run again, so their first reconcile after the start handles the
-    request (asked only afterwards, in ``dependsOn`` order as ``flux.sync`` does, each
-    reconciled twice, one after the other: issue 17) — then each request is waited for.
-    A Kustomization left behind the GitRepository's revision (a commit made while
-    starting, e.g. the chart server's new URL) gets a full ``flux.sync``."""
+    """After a cold start: wait for Flux's controllers to run again, then for everything to
+    be applied at the revision in Git. Generous timeouts: a reset is not a lesson, and a
+    busy laptop starting four controllers at once is slow. Returns the timeout used."""
     from . import flux
     from ._poll import until
     from .embedded import cluster
@@ -209,35 +198,14 @@ def _flux_in_sync(settings: Settings, progress: Progress) -> float:
 
     timeout = max(settings.timeout, 300.0)
     wanted = {f"flux/{c}" for c in pins.FLUX_CONTROLLERS}
-    asked = [(o, flux.request_reconcile(o.kind, o.name, o.namespace, settings))
-             for o in flux.list_objects(settings=settings) if not o.suspended]
 
     def running() -> bool:
         healthy = {c.name for c in cluster.status(settings) if c.healthy}
         return wanted <= healthy
 
     until(running, timeout, "Flux's controllers to run again", progress=progress, every=10)
-    for obj, token in asked:  # sources first (list_objects' order)
-        done = flux.wait_handled(obj.kind, obj.name, token, obj.namespace, timeout, settings,
-                                 progress=None)
-        if not done.is_ready:  # e.g. a dependency was still reconciling: it retries in 2s
-            flux.wait_ready(obj.kind, obj.name, obj.namespace, timeout, settings, progress=None)
-    if not _kustomizations_ready(settings, timeout):
-        flux.sync(settings=settings, timeout=timeout, progress=None)
+    flux.sync(settings=settings, timeout=timeout, progress=None)
     return timeout
-
-
-def _kustomizations_ready(settings: Settings, timeout: float | None = None) -> bool:
-    """Wait until every Kustomization fed by ``flux-system`` is Ready for its current
-    generation (none is asked to reconcile); True if each one then has the GitRepository's
-    revision applied."""
-    from . import flux
-
-    git = flux.get("GitRepository", "flux-system", settings=settings)
-    behind = [name for name in flux.kustomization_order(settings=settings)
-              if flux.wait_ready("Kustomization", name, timeout=timeout, settings=settings,
-                                 progress=None).revision != (git.revision if git else "")]
-    return bool(git) and not behind
 
 
 def _replay_lesson_02(repo: gitops.LearnerRepo, settings: Settings) -> None:
