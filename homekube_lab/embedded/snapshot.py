@@ -4,12 +4,14 @@ Replaying a lesson means waiting for Flux (a bootstrap, three Helm revisions): a
 minute. A snapshot is a copy of everything the cluster's state lives in, taken while no
 process of the cluster runs, so it is consistent by construction: either the cluster is
 stopped (``down``), or every process of it is frozen for the copy (``frozen``: SIGSTOP,
-then SIGCONT; about a second) — the copy is then exactly what the disk holds at one
-instant, the state a crash of every process at that instant would leave, which etcd
-(its WAL is replayed, a torn last record repaired), Git and source-controller (artifacts
-are written to a temporary file, then renamed) recover from on the next start. Freezing
-spares the stop, the cold start and Flux's catching up after it (issue 17: ~25 s a
-snapshot); a restore still starts the copy cold::
+then SIGCONT; the copy takes well under a second) — every thread verified stopped, so
+no write is in flight: the copy is what the disk (page cache) holds at one instant, the
+state a crash of every process at that instant would leave. etcd is built to recover
+from exactly that (its WAL is replayed, a torn last record repaired); and ``reset`` takes
+a snapshot only right after Flux reported every object Ready (nothing is being written),
+and has Flux reconcile everything again after each restore. Freezing spares the stop,
+the cold start and Flux's catching up after it (issue 17: 23–30 s a snapshot under
+load); a restore still starts the copy cold::
 
     <state>/snapshots/03/
         key.json        what the snapshot was taken with (lab source, pins, credentials)
