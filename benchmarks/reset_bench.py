@@ -2,9 +2,10 @@
 
     python benchmarks/reset_bench.py [--points 00 02 03 06]
 
-Prints one line per point (seconds, and the steps taken). The first reset to a point
-replays its lessons' set-up and takes a snapshot; later ones restore it — pass a point
-twice (the default does: 03 then 04..06 share one snapshot) to see both. Target (issue 14):
+Prints one line per point (seconds, and the steps taken, each with its seconds) and the
+load average. The first reset to a point replays its lessons' set-up (03..06 from 02's
+snapshot when there is one) and takes a snapshot of each point passed; later ones restore
+it — pass a point twice (the default does: 03 then 04..06 share one snapshot) to see both. Target (issue 14):
 ≤ 30 s on this machine for a restore. Everything runs in a temporary state dir, stopped
 and removed at the end.
 """
@@ -12,6 +13,7 @@ and removed at the end.
 from __future__ import annotations
 
 import argparse
+import os
 
 from _bench import throwaway_lab  # noqa: E402 - benchmarks/ is the script's own dir
 
@@ -29,8 +31,9 @@ def main(argv: list[str] | None = None) -> int:
         for point in args.points:
             r = lab.reset(point, s, progress=lambda m: None)
             rows.append((point, r.seconds, "; ".join(r.steps)))
-            print(f"reset --to {point}: {r.seconds:6.1f} s  ({rows[-1][2]})", flush=True)
-    restored = [r for r in rows if "restored" in r[2]]
+            load = " ".join(open("/proc/loadavg").read().split()[:3]) if os.path.exists("/proc/loadavg") else "?"
+            print(f"reset --to {point}: {r.seconds:6.1f} s  ({rows[-1][2]})  [load {load}]", flush=True)
+    restored = [r for r in rows if "restored" in r[2] and "taken" not in r[2]]
     if restored:
         worst = max(restored, key=lambda r: r[1])
         print(f"\nslowest restore: --to {worst[0]} {worst[1]:.1f} s (target ≤ 30 s)")

@@ -65,9 +65,11 @@ def reset(to: str, settings: Settings | None = None, progress: Progress = print)
     lesson ``to`` — as if lessons 00..to-1 had just been completed. Your commits are saved
     first as a backup ref (pushed to the lab's Git server), never lost.
 
-    The first time a point is reached its lessons' set-up steps are replayed on a fresh
-    cluster and a cold snapshot is taken (``embedded/snapshot.py``); later resets to it
-    restore that snapshot instead of waiting for Flux again. ``homekube-lab reset --to NN``."""
+    The first time a point is reached its lessons' set-up steps are replayed — from the
+    snapshot of an earlier point when there is one (03..06 start from 02's), else on a
+    fresh cluster — and a snapshot of every point passed on the way is taken
+    (``embedded/snapshot.py``); later resets to it restore that snapshot instead of
+    waiting for Flux again. ``homekube-lab reset --to NN``."""
     from . import checks, state
     from .embedded import snapshot
 
@@ -89,9 +91,6 @@ def reset(to: str, settings: Settings | None = None, progress: Progress = print)
             backup, steps = _restore(snap, settings, progress)
         else:
             backup, steps = _replay(to, settings, progress)
-            if point:
-                _take_snapshot(point, settings, progress)
-                steps.append("snapshot taken for next time")
     state.forget_progress(settings, to)
     for done in (n for n in checks.LESSONS if n < to):
         state.record_progress(settings, done, "reset")
@@ -100,38 +99,65 @@ def reset(to: str, settings: Settings | None = None, progress: Progress = print)
     return out
 
 
-def _replay(to: str, settings: Settings, progress: Progress) -> tuple[str, list[str]]:
-    """A fresh cluster, the template, and the set-up steps of lessons 01..to-1 replayed."""
-    from . import flux, lab
-    from .embedded import cluster
+def _took(what: str, since: float) -> str:
+    """A step of :class:`ResetResult`, with the seconds it took."""
+    return f"{what} ({time.monotonic() - since:.0f}s)"
 
-    steps: list[str] = []
+
+def _replay(to: str, settings: Settings, progress: Progress) -> tuple[str, list[str]]:
+    """The set-up steps of lessons 01..to-1 replayed — from the snapshot of point 02 when
+    ``to`` is past it and there is one (lesson 01's bootstrap is in it), else on a fresh
+    cluster with the template — taking a snapshot of each point passed (02, 03)."""
+    from . import flux, lab
+    from .embedded import cluster, snapshot
+
     repo = gitops.LearnerRepo(settings)
-    progress("stopping the cluster and deleting its data (your repository stays)")
-    cluster.down(settings, purge=True, progress=progress)
-    info = lab.up(settings, progress)
-    steps.append("fresh cluster")
-    backup = repo.reset_to_template(info.charts_url, keep_bootstrap=to > "01").backup_ref
-    steps.append("repository reset to the template" + ("" if to > "01" else " (no Flux)"))
-    if to >= "02":
-        flux.bootstrap(settings, progress=None)
-        flux.sync(settings=settings, progress=None)
-        steps.append("flux bootstrap")
+    base = snapshot.find(settings, "02") if snapshot_point(to) > "02" else None
+    if base:
+        backup, steps = _restore(base, settings, progress)
+    else:
+        steps = []
+        t = time.monotonic()
+        progress("stopping the cluster and deleting its data (your repository stays)")
+        cluster.down(settings, purge=True, progress=progress)
+        info = lab.up(settings, progress)
+        steps.append(_took("fresh cluster", t))
+        t = time.monotonic()
+        backup = repo.reset_to_template(info.charts_url, keep_bootstrap=to > "01").backup_ref
+        steps.append(_took("repository reset to the template" + ("" if to > "01" else " (no Flux)"), t))
+        if to >= "02":
+            t = time.monotonic()
+            flux.bootstrap(settings, progress=None)
+            flux.sync(settings=settings, progress=None)
+            steps.append(_took("flux bootstrap", t))
+            steps.append(_take_snapshot("02", settings, progress))
     if to >= "03":
+        t = time.monotonic()
         _replay_lesson_02(repo, settings)
-        steps.append("lesson 02's three commits (install, values, chart 0.2.x)")
+        steps.append(_took("lesson 02's three commits (install, values, chart 0.2.x)", t))
+        steps.append(_take_snapshot("03", settings, progress))
     return backup, steps
 
 
-def _take_snapshot(point: str, settings: Settings, progress: Progress) -> None:
-    """Stop the cluster (a snapshot is taken cold), copy its state, start it again."""
+def _take_snapshot(point: str, settings: Settings, progress: Progress) -> str:
+    """Snapshot the cluster, in sync with Git, as the state before lesson ``point``: its
+    processes frozen for the copy (the cluster goes on as it was), or — where they cannot
+    be frozen — stopped, copied and started again. Returns the step's description."""
     from . import lab
     from .embedded import cluster, snapshot
 
+    t = time.monotonic()
+    try:
+        with snapshot.frozen(settings):
+            snapshot.take(settings, point, progress)
+        return _took(f"snapshot {point} taken for next time", t)
+    except snapshot.NotFrozen as err:
+        progress(f"{err.message}: taking the snapshot with the cluster stopped")
     cluster.down(settings, progress=lambda m: None)
     snapshot.take(settings, point, progress)
     lab.up(settings, progress)
     _flux_in_sync(settings, progress)
+    return _took(f"snapshot {point} taken for next time (cluster stopped for it)", t)
 
 
 def _restore(snap: Any, settings: Settings, progress: Progress) -> tuple[str, list[str]]:
@@ -139,6 +165,7 @@ def _restore(snap: Any, settings: Settings, progress: Progress) -> tuple[str, li
     from . import checks, flux, lab
     from .embedded import cluster, snapshot
 
+    t = time.monotonic()
     repo = gitops.LearnerRepo(settings)
     lab.up(settings, progress)  # running (idempotent): the backup is pushed to its Git server
     backup, _sha = repo.backup()
@@ -148,13 +175,16 @@ def _restore(snap: Any, settings: Settings, progress: Progress) -> tuple[str, li
     cluster.up(settings, progress=progress)
     repo.follow_origin()  # before `up` checks the clone: it is the learner's old HEAD until now
     lab.up(settings, progress)
+    steps = [_took(f"cluster and repository restored from the snapshot of point {snap.point} "
+                   f"({snap.taken})", t)]
+    t = time.monotonic()
     timeout = _flux_in_sync(settings, progress)
     if snap.point >= "03":
         hr = checks.HELLO_WEB
         flux.wait_ready("HelmRelease", hr["name"], hr["namespace"], timeout=timeout,
                         settings=settings, progress=None)
-    return backup, [f"cluster and repository restored from the snapshot of {snap.taken}",
-                    "Flux in sync"]
+    steps.append(_took("Flux in sync", t))
+    return backup, steps
 
 
 def _flux_in_sync(settings: Settings, progress: Progress) -> float:

@@ -5,11 +5,18 @@ snapshots: resets to 04, 05 and 06 come from the one taken at 03.)"""
 from __future__ import annotations
 
 import json
+import os
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from homekube_lab import lab, state
 from homekube_lab._cmd import run
+from homekube_lab._poll import until
 from homekube_lab.embedded import snapshot
 from homekube_lab.settings import Settings
 
@@ -90,3 +97,52 @@ def test_a_snapshot_is_not_used_once_the_git_password_changed(tmp_path: Path) ->
 
 def test_lessons_03_to_06_share_one_snapshot_and_00_01_need_none() -> None:
     assert [lab.snapshot_point(n) for n in lab.RESET_POINTS] == ["", "", "02", "03", "03", "03", "03"]
+
+
+def _lab_process(s: Settings, counter: Path) -> subprocess.Popen[bytes]:
+    """A process carrying the lab's marker for ``s`` (as every component does) that keeps
+    writing to ``counter`` from two threads."""
+    code = ("import threading, time, sys\n"
+            "def tick():\n"
+            "    n = 0\n"
+            "    while True:\n"
+            "        n += 1\n"
+            "        open(sys.argv[1], 'w').write(str(n))\n"
+            "        time.sleep(0.01)\n"
+            "threading.Thread(target=tick, daemon=True).start()\n"
+            "tick()\n")
+    return subprocess.Popen([sys.executable, "-c", code, str(counter)],
+                            env={**os.environ, "HOMEKUBE_OWNER_STATE": str(s.state_dir)})
+
+
+def _changes(path: Path) -> bool:
+    before = path.read_text() if path.exists() else ""
+    return bool(until(lambda: path.exists() and path.read_text() != before, 30,
+                      f"{path.name} to change", raise_on_timeout=False))
+
+
+def test_frozen_stops_every_process_of_the_lab_for_the_copy_and_always_continues_them(
+        tmp_path: Path) -> None:
+    s = Settings(state_dir=tmp_path / "state")
+    s.state_dir.mkdir()
+    counters = [tmp_path / "a", tmp_path / "b"]
+    procs = [_lab_process(s, c) for c in counters]
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # no marker
+    try:
+        assert all(_changes(c) for c in counters)
+        with snapshot.frozen(s) as pids:
+            assert sorted(p.pid for p in procs) == pids  # the unmarked process is not touched
+            assert all(snapshot._stopped(p.pid) for p in procs)
+            assert not snapshot._stopped(other.pid)
+            seen = [c.read_text() for c in counters]
+            time.sleep(0.3)
+            assert [c.read_text() for c in counters] == seen, "a frozen process wrote"
+        assert all(_changes(c) for c in counters), "a process was not continued"
+
+        with pytest.raises(RuntimeError, match="copy failed"), snapshot.frozen(s):
+            raise RuntimeError("copy failed")
+        assert all(_changes(c) for c in counters), "not continued after an error in the block"
+    finally:
+        for p in (*procs, other):
+            p.kill()
+            p.wait()
