@@ -43,7 +43,8 @@ CLASS_UNITS = frozenset({"test_notebooks.py"})
 ORDER = ("test_notebooks.py::TestLessons05To06", "test_notebooks.py::TestLessons03To04", "session",
          "test_existing_mode.py", "test_install_envs.py", "test_faults.py",
          "test_notebooks.py::TestLessons00To02", "test_browser.py", "test_broken_state.py",
-         "test_concurrency.py", "test_unprivileged.py", "test_gitops.py", "test_toolchain.py")
+         "test_reset_paths.py", "test_concurrency.py", "test_unprivileged.py", "test_gitops.py",
+         "test_toolchain.py")
 
 
 def unit_of(nodeid: str) -> str:
