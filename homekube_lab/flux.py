@@ -563,13 +563,13 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
             continue
         only_asked = not wait and i == len(plan) - 1
         if (kind == "Kustomization" and name != root and not only_asked and new_rev
-                and new_rev != old_rev
-                and _applied_on_its_own(name, new_rev, namespace, settings, timeout)):
-            # The new revision made it reconcile already (Kustomizations watch their
-            # source): asking again now would only run it a second time (issue 17).
-            steps.append((f"{kind}/{name}", time.monotonic() - t))
-            if progress:
-                progress(f"✔ {kind}/{name} reconciled ({time.monotonic() - t:.1f}s)")
+                and new_rev != old_rev):
+            # The new revision starts its reconcile on its own (Kustomizations watch their
+            # source). Asking as well — even after checking it was still idle at the old
+            # revision, since it may start a moment later — ran it a second time behind
+            # the first, and held up whatever depends on it until then (issue 17).
+            _wait_synced(kind, name, _wait_revision(name, new_rev, namespace, timeout, settings),
+                         namespace, timeout, settings, progress, t, steps)
             continue
         if (kind == "Kustomization" and name == source == "flux-system" and new_rev
                 and new_rev != old_rev and (name == root or only_asked)):
@@ -610,42 +610,36 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
     return SyncResult(git.revision if git else "", time.monotonic() - start, steps)
 
 
-def _applied_on_its_own(name: str, revision: str, namespace: str, settings: Settings,
-                        timeout: float | None) -> bool:
-    """Kustomization ``name``, once the reconcile it may be in the middle of is over, is
-    Ready with ``revision`` applied (a new revision starts one without being asked)."""
-    if get("Kustomization", name, namespace, settings) is None:
-        return False   # gone meanwhile: asking it says so
-    obj = wait_idle("Kustomization", name, namespace, settings=settings, timeout=timeout)
-    return obj.is_ready and obj.revision == revision
-
-
-#: Seconds a Kustomization may stay idle at its old revision after its source moved before
-#: :func:`_wait_revision` asks it after all (the source's event normally starts it at once).
+#: Seconds a Kustomization may stay idle at its old revision after its source moved (and
+#: after it last reconciled or waited on a dependency) before :func:`_wait_revision` asks it
+#: after all: the source's event normally starts it at once.
 _UNPROMPTED_GRACE = 5.0
 
 
 def _wait_revision(name: str, revision: str, namespace: str, timeout: float | None,
                    settings: Settings) -> str:
     """Wait until Kustomization ``name`` has finished trying ``revision`` (started by the
-    source's new revision, not by a request); ask for it only if it has not started within
-    :data:`_UNPROMPTED_GRACE` seconds. Returns a token :func:`wait_handled` accepts: the one
-    it then handles (``lastHandledReconcileAt`` as it is, or the request's)."""
-    start = time.monotonic()
+    source's new revision, not by a request; a ``dependsOn`` not yet Ready only delays
+    it); ask for it only if it has not tried it within :data:`_UNPROMPTED_GRACE` seconds.
+    Returns a token :func:`wait_handled` accepts: the one it then handles
+    (``lastHandledReconcileAt`` as it is, or the request's)."""
+    busy = [time.monotonic()]   # last time it was reconciling or waiting on a dependency
     asked = [""]
 
     def tried() -> dict[str, Any] | None:
         obj = kube.get_object(KINDS["Kustomization"].api_version, "Kustomization", name,
                               namespace, settings)
-        if obj is None:
+        if obj is None:   # gone meanwhile: asking says so (LabError)
+            request_reconcile("Kustomization", name, namespace, settings)
             return None
         status = obj.get("status") or {}
         ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
-        if ready.get("status") == "Unknown":
-            return None   # in the middle of a reconcile
+        if ready.get("status") == "Unknown" or ready.get("reason") == "DependencyNotReady":
+            busy[0] = time.monotonic()   # reconciling, or retrying on its own soon
+            return None
         if status.get("lastAttemptedRevision") == revision:
             return obj
-        if not asked[0] and time.monotonic() - start > _UNPROMPTED_GRACE:
+        if not asked[0] and time.monotonic() - busy[0] > _UNPROMPTED_GRACE:
             asked[0] = request_reconcile("Kustomization", name, namespace, settings)
         return None
 

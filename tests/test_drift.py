@@ -151,10 +151,13 @@ def test_after_sync_every_kustomization_applied_the_new_revision(hello_web: Sett
     """A commit that changes only a file of ``apps``: when ``flux.sync`` returns, every
     Kustomization — ``flux-system`` too, which has nothing new to apply and is the slowest
     (every CRD) — is Ready at the new revision. Checkpoints such as ``check_reverted`` judge
-    right after a sync and rely on it."""
+    right after a sync and rely on it. Each got there without being asked: the new revision
+    starts it, and a request on top made it apply twice (``flux-system``: every CRD)."""
     s = hello_web
     repo = gitops.LearnerRepo(s)
     repo.pull()
+    asked = {k.name: k.last_handled_reconcile_at
+             for k in flux.list_objects(["Kustomization"], flux.NAMESPACE, s)}
     try:
         repo.set_in("ConfigMap", "welcome", NS, ["data", "synctest"], "1")
         repo.commit("sync test: a file of apps only")
@@ -166,6 +169,9 @@ def test_after_sync_every_kustomization_applied_the_new_revision(hello_web: Sett
         behind = [(k.name, k.revision, k.is_ready) for k in ks
                   if k.revision != synced.revision or not k.is_ready]
         assert not behind, (synced.revision, behind, lines)
+        again = [k.name for k in ks if k.last_handled_reconcile_at != asked.get(k.name)]
+        assert not again, ("flux.sync asked these although the new revision had started "
+                           "them", again, lines)
         assert kube.get_object("v1", "ConfigMap", "welcome", NS, s)["data"]["synctest"] == "1"
     finally:
         repo.pull()
