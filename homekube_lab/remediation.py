@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import flux, helm, kube
+from ._pointer import ABSENT
 from ._poll import until
 from .errors import LabError, ReconcileTimeout
 from .settings import Settings, get_settings
@@ -322,7 +323,7 @@ def try_template_error(name: str = "hello-web", namespace: str = "homekube-apps"
     The Kustomization that applies the HelmRelease (``wait: true``) health-checks a
     HelmRelease that keeps retrying, and takes the next commit only when that check gives
     up (its ``spec.timeout``, 3m for ``apps``): a commit *before* the bad one sets it to
-    ``health_timeout``, and one after the revert puts it back (``""`` leaves it alone). In
+    ``health_timeout``, and one pushed with the revert puts it back (``""`` leaves it alone). In
     the same commit as the bad value it came too late whenever ``apps`` started checking
     the bad revision before ``flux-system`` had applied the short timeout — on a busy
     machine, most times — and the revert then waited the whole 3m (issue 17).
@@ -376,14 +377,17 @@ def try_template_error(name: str = "hello-web", namespace: str = "homekube-apps"
     after = len(helm.history(name, namespace, settings))
     health = _health_timeout(owner, settings)
     repo.revert(sha)
+    if shortened is not None and shortened.commit:
+        # Pushed with the revert: one sync for both. Whichever timeout the revert's health
+        # check gets, the release it checks is the healthy one again.
+        repo.set_in("Kustomization", owner, flux.NAMESPACE, "spec.timeout", shortened.previous)
+        repo.commit(f"Kustomization {owner}: timeout back to "
+                    f"{'the default' if shortened.previous is ABSENT else shortened.previous}")
     repo.push()
     if progress:
         progress(f"  reverted; Kustomization {owner} applies it once its health check of the "
                  f"HelmRelease gives up (at most {health:g}s)")
     flux.sync(settings=settings, timeout=max(timeout, health + 60), progress=None)
-    if shortened is not None:
-        gitops.commit_spec_change("Kustomization", owner, "timeout", shortened.previous,
-                                  settings=settings, timeout=timeout)
     return TemplateErrorResult(name, namespace, key, error, before, after,
                                int(status.get("failures") or 0) - base,
                                int(status.get("upgradeFailures") or 0),
