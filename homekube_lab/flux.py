@@ -611,19 +611,19 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
 
 
 #: Seconds a Kustomization may stay idle at its old revision after its source moved (and
-#: after it last reconciled or waited on a dependency) before :func:`_wait_revision` asks it
-#: after all: the source's event normally starts it at once.
+#: after it last reconciled) before :func:`_wait_revision` asks it after all: the source's
+#: event normally starts it at once.
 _UNPROMPTED_GRACE = 5.0
 
 
 def _wait_revision(name: str, revision: str, namespace: str, timeout: float | None,
                    settings: Settings) -> str:
     """Wait until Kustomization ``name`` has finished trying ``revision`` (started by the
-    source's new revision, not by a request; a ``dependsOn`` not yet Ready only delays
-    it); ask for it only if it has not tried it within :data:`_UNPROMPTED_GRACE` seconds.
+    source's new revision, not by a request); ask for it only if it is waiting for its
+    ``dependsOn`` (Ready by now), or has not tried it within :data:`_UNPROMPTED_GRACE` seconds.
     Returns a token :func:`wait_handled` accepts: the one it then handles
     (``lastHandledReconcileAt`` as it is, or the request's)."""
-    busy = [time.monotonic()]   # last time it was reconciling or waiting on a dependency
+    busy = [time.monotonic()]   # last time it was seen reconciling
     asked = [""]
 
     def tried() -> dict[str, Any] | None:
@@ -634,9 +634,18 @@ def _wait_revision(name: str, revision: str, namespace: str, timeout: float | No
             return None
         status = obj.get("status") or {}
         ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
-        if ready.get("status") == "Unknown" or ready.get("reason") == "DependencyNotReady":
-            busy[0] = time.monotonic()   # reconciling, or retrying on its own soon
+        if ready.get("status") == "Unknown":
+            busy[0] = time.monotonic()   # reconciling
             return None
+        if ready.get("reason") == "DependencyNotReady":
+            # It ran before its dependencies had the revision, and waits for
+            # --requeue-dependency (30s by default) to try again; they are Ready now
+            # (synced before it): ask, as a request is handled at once.
+            if not asked[0]:
+                asked[0] = request_reconcile("Kustomization", name, namespace, settings)
+                return None
+            # Asked, and still waiting: Flux's own message says for what.
+            return obj if status.get("lastHandledReconcileAt") == asked[0] else None
         if status.get("lastAttemptedRevision") == revision:
             return obj
         if not asked[0] and time.monotonic() - busy[0] > _UNPROMPTED_GRACE:
