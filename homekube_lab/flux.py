@@ -521,7 +521,9 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
     takes when it runs before its dependency has caught up; ``flux-system``, which no other
     depends on, applies alongside the chain and is waited for last: when ``sync`` returns,
     every Kustomization has applied the new revision (checkpoints such as
-    ``check_reverted`` rely on it). ``wait=False`` only *asks* for the last reconcile (a
+    ``check_reverted`` rely on it). ``flux-system`` is not asked when the source brought
+    a new revision: that starts it already, and a request on top queued a second apply of
+    every Flux CRD behind the first. ``wait=False`` only *asks* for the last reconcile (a
     stopwatch then stops on the object itself). Raises
     :class:`ManifestInvalid` (naming the Kustomization, the file and Flux's error) when a
     Kustomization cannot apply, and :class:`ReconcileTimeout` when something does not
@@ -561,13 +563,28 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
             continue
         only_asked = not wait and i == len(plan) - 1
         if (kind == "Kustomization" and name != root and not only_asked and new_rev
-                and new_rev != old_rev
-                and _applied_on_its_own(name, new_rev, namespace, settings, timeout)):
-            # The new revision made it reconcile already (Kustomizations watch their
-            # source): asking again now would only run it a second time (issue 17).
-            steps.append((f"{kind}/{name}", time.monotonic() - t))
-            if progress:
-                progress(f"✔ {kind}/{name} reconciled ({time.monotonic() - t:.1f}s)")
+                and new_rev != old_rev):
+            # The new revision starts its reconcile on its own (Kustomizations watch their
+            # source). Asking as well — even after checking it was still idle at the old
+            # revision, since it may start a moment later — ran it a second time behind
+            # the first, and held up whatever depends on it until then (issue 17).
+            _wait_synced(kind, name, _wait_revision(name, new_rev, namespace, timeout, settings),
+                         namespace, timeout, settings, progress, t, steps)
+            continue
+        if (kind == "Kustomization" and name == source == "flux-system" and new_rev
+                and new_rev != old_rev and (name == root or only_asked)):
+            # The root Kustomization watches its source like the others: the new revision
+            # starts its reconcile on its own. Asking as well would, once it has started,
+            # queue a second full apply of every Flux CRD right behind the first (issue
+            # 17: ~4 s of both cores, paid by everything else running then).
+            if only_asked:
+                break
+            if wait:
+                deferred.append((name, "", t))
+            else:
+                _wait_synced(kind, name, _wait_revision(name, new_rev, namespace, timeout,
+                                                        settings),
+                             namespace, timeout, settings, progress, t, steps)
             continue
         token = request_reconcile(kind, name, namespace, settings)
         if not wait and i == len(plan) - 1:
@@ -579,6 +596,8 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
         if kind == "GitRepository":
             new_rev = synced.revision
     for name, token, t in deferred:
+        if not token:
+            token = _wait_revision(name, new_rev, namespace, timeout, settings)
         _wait_synced("Kustomization", name, token, namespace, timeout, settings, progress, t,
                      steps)
         # It may have changed the others' specs (an interval, a path): each reconciles again
@@ -591,14 +610,53 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
     return SyncResult(git.revision if git else "", time.monotonic() - start, steps)
 
 
-def _applied_on_its_own(name: str, revision: str, namespace: str, settings: Settings,
-                        timeout: float | None) -> bool:
-    """Kustomization ``name``, once the reconcile it may be in the middle of is over, is
-    Ready with ``revision`` applied (a new revision starts one without being asked)."""
-    if get("Kustomization", name, namespace, settings) is None:
-        return False   # gone meanwhile: asking it says so
-    obj = wait_idle("Kustomization", name, namespace, settings=settings, timeout=timeout)
-    return obj.is_ready and obj.revision == revision
+#: Seconds a Kustomization may stay idle at its old revision after its source moved (and
+#: after it last reconciled) before :func:`_wait_revision` asks it after all: the source's
+#: event normally starts it at once.
+_UNPROMPTED_GRACE = 5.0
+
+
+def _wait_revision(name: str, revision: str, namespace: str, timeout: float | None,
+                   settings: Settings) -> str:
+    """Wait until Kustomization ``name`` has finished trying ``revision`` (started by the
+    source's new revision, not by a request); ask for it only if it is waiting for its
+    ``dependsOn`` (Ready by now), or has not tried it within :data:`_UNPROMPTED_GRACE` seconds.
+    Returns a token :func:`wait_handled` accepts: the one it then handles
+    (``lastHandledReconcileAt`` as it is, or the request's)."""
+    busy = [time.monotonic()]   # last time it was seen reconciling
+    asked = [""]
+
+    def tried() -> dict[str, Any] | None:
+        obj = kube.get_object(KINDS["Kustomization"].api_version, "Kustomization", name,
+                              namespace, settings)
+        if obj is None:   # gone meanwhile: asking says so (LabError)
+            request_reconcile("Kustomization", name, namespace, settings)
+            return None
+        status = obj.get("status") or {}
+        ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+        if ready.get("status") == "Unknown":
+            busy[0] = time.monotonic()   # reconciling
+            return None
+        if ready.get("reason") == "DependencyNotReady":
+            # It ran before its dependencies had the revision, and waits for
+            # --requeue-dependency (30s by default) to try again; they are Ready now
+            # (synced before it): ask, as a request is handled at once.
+            if not asked[0]:
+                asked[0] = request_reconcile("Kustomization", name, namespace, settings)
+                return None
+            # Asked, and still waiting: Flux's own message says for what.
+            return obj if status.get("lastHandledReconcileAt") == asked[0] else None
+        if status.get("lastAttemptedRevision") == revision:
+            return obj
+        if not asked[0] and time.monotonic() - busy[0] > _UNPROMPTED_GRACE:
+            asked[0] = request_reconcile("Kustomization", name, namespace, settings)
+        return None
+
+    until(tried, timeout if timeout is not None else settings.timeout,
+          f"Kustomization/{name} to apply {short_revision(revision)}", interval=0.1,
+          resource=f"Kustomization/{name}", namespace=namespace)
+    obj = get("Kustomization", name, namespace, settings)
+    return asked[0] or (obj.last_handled_reconcile_at if obj else "")
 
 
 def _wait_synced(kind: str, name: str, token: str, namespace: str, timeout: float | None,

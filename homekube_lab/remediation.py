@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import flux, helm, kube
+from ._pointer import ABSENT
 from ._poll import until
 from .errors import LabError, ReconcileTimeout
 from .settings import Settings, get_settings
@@ -316,13 +317,16 @@ def try_template_error(name: str = "hello-web", namespace: str = "homekube-apps"
                        progress: Progress | None = print) -> TemplateErrorResult:
     """Commit a value the chart cannot render (hello-web's ``required`` message), watch
     helm-controller fail ``attempts`` times before Helm stores anything, then ``git revert``
-    it and let Flux apply the revert. Leaves Git and the release as they were (plus two
-    commits).
+    it and let Flux apply the revert. Leaves the release as it was and the Kustomization's
+    ``timeout`` as it was in Git (plus four commits with ``health_timeout``, two without).
 
     The Kustomization that applies the HelmRelease (``wait: true``) health-checks a
     HelmRelease that keeps retrying, and takes the next commit only when that check gives
-    up (its ``spec.timeout``, 3m for ``apps``): the same commit sets it to
-    ``health_timeout`` (the revert restores it; ``""`` leaves it alone).
+    up (its ``spec.timeout``, 3m for ``apps``): a commit *before* the bad one sets it to
+    ``health_timeout``, and one pushed with the revert puts it back (``""`` leaves it alone). In
+    the same commit as the bad value it came too late whenever ``apps`` started checking
+    the bad revision before ``flux-system`` had applied the short timeout — on a busy
+    machine, most times — and the revert then waited the whole 3m (issue 17).
     """
     from . import gitops
 
@@ -333,15 +337,17 @@ def try_template_error(name: str = "hello-web", namespace: str = "homekube-apps"
     repo.pull()
     before = len(helm.history(name, namespace, settings))
     base = int((_require(name, namespace, settings).get("status") or {}).get("failures") or 0)
-    edit = repo.set_in(k.kind, name, namespace, key, value)
-    owner = gitops.owning_kustomization(edit.file, settings)
-    # The timeout a health check already running may use: the owner may start checking the
-    # bad revision before flux-system applies the short timeout of the same commit.
-    first_health = _health_timeout(owner, settings)
+    owner = gitops.owning_kustomization(repo.locate(k.kind, name, namespace)[0], settings)
+    shortened = None
     if health_timeout:
         # The owner (`wait: true`) health-checks a HelmRelease that will never be Ready:
-        # a short timeout lets it give up, and so take the revert, sooner.
-        repo.set_in("Kustomization", owner, flux.NAMESPACE, "spec.timeout", health_timeout)
+        # a short timeout lets it give up, and so take the revert, sooner. Applied (and the
+        # owner Ready) before the bad value is pushed, so the check of the bad revision
+        # already runs with it.
+        shortened = gitops.commit_spec_change("Kustomization", owner, "timeout", health_timeout,
+                                              settings=settings, timeout=timeout)
+    repo.pull()
+    repo.set_in(k.kind, name, namespace, key, value)
     sha = repo.commit(f"{name}: {key} = {value!r} (the chart refuses it)")
     repo.push()
     flux.sync(wait=False, settings=settings, timeout=timeout, progress=None)
@@ -371,11 +377,17 @@ def try_template_error(name: str = "hello-web", namespace: str = "homekube-apps"
     after = len(helm.history(name, namespace, settings))
     health = _health_timeout(owner, settings)
     repo.revert(sha)
+    if shortened is not None and shortened.commit:
+        # Pushed with the revert: one sync for both. Whichever timeout the revert's health
+        # check gets, the release it checks is the healthy one again.
+        repo.set_in("Kustomization", owner, flux.NAMESPACE, "spec.timeout", shortened.previous)
+        repo.commit(f"Kustomization {owner}: timeout back to "
+                    f"{'the default' if shortened.previous is ABSENT else shortened.previous}")
     repo.push()
     if progress:
         progress(f"  reverted; Kustomization {owner} applies it once its health check of the "
                  f"HelmRelease gives up (at most {health:g}s)")
-    flux.sync(settings=settings, timeout=max(timeout, max(health, first_health) + 60), progress=None)
+    flux.sync(settings=settings, timeout=max(timeout, health + 60), progress=None)
     return TemplateErrorResult(name, namespace, key, error, before, after,
                                int(status.get("failures") or 0) - base,
                                int(status.get("upgradeFailures") or 0),
