@@ -16,15 +16,21 @@ __all__ = ["GO_MEMORY", "KCM_CONTROLLERS"]
 #: above the process's live heap idle and at its peak during `reset --to 03` (others 4–33
 #: MiB). kube-apiserver holds ~100 MiB live idle (mostly OpenAPI), 142 MiB at its peak, and
 #: ~50 MiB of runtime memory besides: a 160 MiB limit left it collecting every 0.3 s (GC
-#: took 35% of its CPU at start-up), so its limit is only a backstop and GOGC=50 does the
-#: work (GC 16–26% of its CPU during start-up against 7% by default; ~110 MiB less RSS idle).
-#: GOGC=25 for it (issue 17, second pass): its heap goal idle is live + 25%: 150 MiB of
-#: anonymous RSS idle against 188 with GOGC=50 and the same flags (lessons 00–02 applied,
-#: benchmarks/cluster_bench.py --rss-only; 210 before those flags), for more GC work while
-#: it boots.
+#: took 35% of its CPU at start-up; with its watch cache on, before the third pass below),
+#: so its limit was only a backstop and GOGC=50 did the work (GC 16–26% of its CPU during
+#: start-up against 7% by default; ~110 MiB less RSS idle).
+#: kube-apiserver (issue 17, third pass): GOGC=100 with a 160 MiB limit, not GOGC=25. Its
+#: boot (~0.5 → ~100 MiB live) is where GC costs most, and on `up`'s critical path: GOGC=25
+#: made it collect at every 25% of growth (+0.8–1.5 CPU-s; launch → /readyz 10.3 s against
+#: 5.9 s at load 10–14, etcd + kube-apiserver alone). The limit then does what GOGC=25 did
+#: once it has booted: idle anon RSS 148 MiB (lessons 00–02 applied, 30 s idle) against
+#: 144–154 with GOGC=25, fewer collections over `up` + `reset --to 03` (170–186 against
+#: 213) for the same CPU (30–35 s against 30–32 s). Its live heap peaks at ~100 MB there,
+#: so 160 MiB leaves it ~25% room, as GOGC=25 did; a 150 MiB limit was too tight (332
+#: collections, 50 CPU-s: it collected back to back at the peak).
 GO_MEMORY: dict[str, dict[str, str]] = {
     "etcd": {"GOGC": "50", "GOMEMLIMIT": "48MiB"},
-    "kube-apiserver": {"GOGC": "25", "GOMEMLIMIT": "256MiB"},
+    "kube-apiserver": {"GOGC": "100", "GOMEMLIMIT": "160MiB"},
     "kube-controller-manager": {"GOGC": "50", "GOMEMLIMIT": "48MiB"},
     "kube-scheduler": {"GOGC": "50", "GOMEMLIMIT": "32MiB"},
     "kwok": {"GOGC": "50", "GOMEMLIMIT": "32MiB"},
