@@ -640,12 +640,15 @@ def _wait_revision(name: str, revision: str, namespace: str, timeout: float | No
         if ready.get("reason") == "DependencyNotReady":
             # It ran before its dependencies had the revision, and waits for
             # --requeue-dependency (30s by default) to try again; they are Ready now
-            # (synced before it): ask, as a request is handled at once.
-            if not asked[0]:
+            # (synced before it): ask, as a request is handled at once. Asked, handled and
+            # still waiting while the API shows them Ready at the revision: the controller
+            # judged them from its cache a moment behind (seen under load): ask again.
+            handled = status.get("lastHandledReconcileAt") == asked[0]
+            if not asked[0] or (handled and _dependencies_at(obj, revision, namespace, settings)):
                 asked[0] = request_reconcile("Kustomization", name, namespace, settings)
                 return None
-            # Asked, and still waiting: Flux's own message says for what.
-            return obj if status.get("lastHandledReconcileAt") == asked[0] else None
+            # Asked, and a dependency really is not there: Flux's own message says which.
+            return obj if handled else None
         if status.get("lastAttemptedRevision") == revision:
             return obj
         if not asked[0] and time.monotonic() - busy[0] > _UNPROMPTED_GRACE:
@@ -657,6 +660,18 @@ def _wait_revision(name: str, revision: str, namespace: str, timeout: float | No
           resource=f"Kustomization/{name}", namespace=namespace)
     obj = get("Kustomization", name, namespace, settings)
     return asked[0] or (obj.last_handled_reconcile_at if obj else "")
+
+
+def _dependencies_at(obj: dict[str, Any], revision: str, namespace: str,
+                     settings: Settings) -> bool:
+    """Every Kustomization in ``obj``'s ``dependsOn`` is, as the API shows it now, Ready with
+    ``revision`` applied."""
+    for dep in (obj.get("spec") or {}).get("dependsOn") or []:
+        other = get("Kustomization", dep.get("name", ""), dep.get("namespace") or namespace,
+                    settings)
+        if other is None or not other.is_ready or other.revision != revision:
+            return False
+    return True
 
 
 def _wait_synced(kind: str, name: str, token: str, namespace: str, timeout: float | None,

@@ -385,3 +385,33 @@ def test_extract_is_safe_with_and_without_tarfile_filters(tmp_path: Path, monkey
         assert (dest2 / "ok.yaml").is_file()
     assert not (tmp_path / "escaped.yaml").exists()
     assert not (dest2 / "link").is_symlink() or os.readlink(dest2 / "link") != "/etc"
+
+
+def test_dependencies_at_reads_each_dependency_as_the_api_shows_it(monkeypatch) -> None:
+    """`sync` asks a Kustomization again when Flux said DependencyNotReady but the API shows
+    every dependency Ready at the new revision (the controller's cache was behind), and
+    not when one really is behind."""
+    from homekube_lab import flux
+
+    def ks(name: str, ready: str, revision: str, generation: int = 1) -> flux.FluxObject:
+        return flux.FluxObject.from_obj({
+            "kind": "Kustomization", "metadata": {"name": name, "namespace": "flux-system",
+                                                  "generation": generation},
+            "status": {"observedGeneration": 1, "lastAppliedRevision": revision,
+                       "conditions": [{"type": "Ready", "status": ready}]}})
+
+    objects = {"infrastructure": ks("infrastructure", "True", "main@sha1:new"),
+               "crds": ks("crds", "True", "main@sha1:new")}
+    monkeypatch.setattr(flux, "get", lambda kind, name, namespace, settings: objects.get(name))
+    apps = {"spec": {"dependsOn": [{"name": "infrastructure"}, {"name": "crds",
+                                                               "namespace": "flux-system"}]}}
+    assert flux._dependencies_at(apps, "main@sha1:new", "flux-system", None)
+    assert flux._dependencies_at({"spec": {}}, "main@sha1:new", "flux-system", None)
+    objects["crds"] = ks("crds", "True", "main@sha1:old")
+    assert not flux._dependencies_at(apps, "main@sha1:new", "flux-system", None)
+    objects["crds"] = ks("crds", "False", "main@sha1:new")
+    assert not flux._dependencies_at(apps, "main@sha1:new", "flux-system", None)
+    objects["crds"] = ks("crds", "True", "main@sha1:new", generation=2)   # not observed yet
+    assert not flux._dependencies_at(apps, "main@sha1:new", "flux-system", None)
+    del objects["crds"]
+    assert not flux._dependencies_at(apps, "main@sha1:new", "flux-system", None)
