@@ -194,13 +194,11 @@ _POLL = 0.05
 class _Probe(threading.Thread):
     """Probes one component's health in the background until it is healthy (or stopped),
     so that a slow answer (an API server busy booting, etcd electing its leader) or the
-    work ``up`` does meanwhile never delays noticing that another one is ready. Sets
-    ``woken`` when it is: the loop that starts the components acts on it at once."""
+    work ``up`` does meanwhile never delays noticing that another one is ready."""
 
-    def __init__(self, check: Callable[[], tuple[bool, str]], stop: threading.Event,
-                 woken: threading.Event) -> None:
+    def __init__(self, check: Callable[[], tuple[bool, str]], stop: threading.Event) -> None:
         super().__init__(daemon=True)
-        self.check, self.stop, self.woken = check, stop, woken
+        self.check, self.stop = check, stop
         self.healthy_at: float | None = None
         self.detail = "not probed yet"
         self.start()
@@ -213,42 +211,8 @@ class _Probe(threading.Thread):
                 ok, self.detail = False, f"probe failed: {err}"
             if ok:
                 self.healthy_at = time.monotonic()
-                self.woken.set()
                 return
             self.stop.wait(_POLL)
-
-
-class _Task(threading.Thread):
-    """One piece of ``up``'s own work (the charts and the bare repository, the node's
-    registration, seeding the learner's repository) run beside the loop that starts the
-    components, so that the loop keeps starting and noticing them meanwhile (issue 17:
-    seeding took up to 1.9 s on a busy machine, and kube-controller-manager, kube-scheduler
-    and kwok waited for it when the API server began serving then). Sets ``woken`` when
-    it ends; :meth:`done` raises its error in the loop's thread."""
-
-    def __init__(self, fn: Callable[[], object], woken: threading.Event) -> None:
-        super().__init__(daemon=True)
-        self.fn, self.woken = fn, woken
-        self.began = time.monotonic()
-        self.seconds: float | None = None
-        self.error: BaseException | None = None
-        self.start()
-
-    def run(self) -> None:
-        try:
-            self.fn()
-        except BaseException as err:  # noqa: BLE001 - handed to the loop's thread by done()
-            self.error = err
-        finally:
-            self.seconds = time.monotonic() - self.began
-            self.woken.set()
-
-    def done(self) -> bool:
-        if self.seconds is None:
-            return False
-        if self.error is not None:
-            raise self.error
-        return True
 
 
 def _start(stack: _Stack, progress: Progress,
@@ -268,37 +232,29 @@ def _start_probed(stack: _Stack, progress: Progress, hook: Callable[[], None] | 
                   stop: threading.Event) -> tuple[list[str], dict[str, float]]:
     run_dir = stack.s.run_dir
     t0 = time.monotonic()
-    woken = threading.Event()           # a probe or a task finished: look again now
     started: list[str] = []
     steps: dict[str, float] = {}
     ready: set[str] = set()
     launched: dict[str, float] = {}     # starting: name -> when
     recovering: dict[str, float] = {}   # running, unhealthy, given a grace: name -> deadline
     probes: dict[str, _Probe] = {
-        _SERVING: _Probe(lambda: (stack.serving(), "kube-apiserver not serving yet"), stop, woken)}
-    tasks: dict[str, _Task] = {}
+        _SERVING: _Probe(lambda: (stack.serving(), "kube-apiserver not serving yet"), stop)}
     todo = list(COMPONENTS)
-    deferred: set[str] = set()          # to launch once their task is done (kwok: the node)
     said = t0
     early: set[str] = set()             # started before kube-apiserver was ready
     again: set[str] = set()             # ... and exited: started once more
 
     def probe(name: str) -> None:
-        probes[name] = _Probe(lambda: stack.healthy(name), stop, woken)
+        probes[name] = _Probe(lambda: stack.healthy(name), stop)
 
-    def task_done(step: str, fn: Callable[[], object]) -> bool:
-        """Start ``fn`` beside the loop the first time; True once it has finished."""
-        task = tasks.get(step) or tasks.setdefault(step, _Task(fn, woken))
-        if not task.done():
-            return False
-        steps.setdefault(step, task.seconds or 0.0)
-        return True
+    def timed(step: str, fn: Callable[[], object]) -> None:
+        t = time.monotonic()
+        fn()
+        steps[step] = time.monotonic() - t
 
     def launch(name: str) -> None:
-        if name == "kwok" and not task_done("node registered", lambda: _ensure_node(stack)):
-            deferred.add(name)
-            return
-        deferred.discard(name)
+        if name == "kwok":
+            timed("node registered", lambda: _ensure_node(stack))
         progress(f"starting {name}")
         processes.start(name, stack.argv(name), log=stack.log(name), run_dir=run_dir,
                         env=stack.env(name), cwd=stack.s.state_dir)
@@ -308,13 +264,10 @@ def _start_probed(stack: _Stack, progress: Progress, hook: Callable[[], None] | 
             early.add(name)
         probe(name)
 
-    while todo or launched or recovering or deferred or hook:
-        woken.clear()
+    while todo or launched or recovering:
         if _SERVING not in ready and ("kube-apiserver" in ready or probes[_SERVING].healthy_at):
             ready.add(_SERVING)
             steps[_SERVING] = (probes[_SERVING].healthy_at or time.monotonic()) - t0
-        for name in list(deferred):
-            launch(name)
         for name in list(todo):
             if any(d not in ready for d in _NEEDS[name]) or \
                     (name in again and "kube-apiserver" not in ready):
@@ -331,12 +284,15 @@ def _start_probed(stack: _Stack, progress: Progress, hook: Callable[[], None] | 
                 progress(f"{name} is running but not healthy: restarting it")
                 processes.stop(name, run_dir)
             launch(name)
-        # The Helm repository and the bare repository, while kube-apiserver boots.
-        if _PREPARED not in ready and task_done("charts + bare repo", lambda: _prepare_git(stack, progress)):
+        if _PREPARED not in ready:
+            # The Helm repository and the bare repository, while kube-apiserver boots.
+            timed("charts + bare repo", lambda: _prepare_git(stack, progress))
             ready.add(_PREPARED)
             continue
-        if hook and "git-server" in ready and task_done("your repository", hook):
-            hook = None
+        if hook and "git-server" in ready:
+            hook, run_hook = None, hook
+            timed("your repository", run_hook)
+            continue
         for name, deadline in list(recovering.items()):
             if probes[name].healthy_at:
                 del recovering[name]
@@ -376,8 +332,10 @@ def _start_probed(stack: _Stack, progress: Progress, hook: Callable[[], None] | 
             said = time.monotonic()
             progress(f"waiting for {', '.join(f'{n} ({probes[n].detail})' for n in launched)}, "
                      f"{said - t0:.0f}s")
-        if todo or launched or recovering or deferred or hook:
-            woken.wait(_POLL)
+        if todo or launched or recovering:
+            time.sleep(_POLL)
+    if hook:
+        timed("your repository", hook)
     steps["all healthy"] = time.monotonic() - t0
     return started, steps
 
