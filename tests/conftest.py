@@ -1,6 +1,6 @@
 """Shared fixtures: one real embedded cluster per test session, in a fresh state dir.
 
-The suite runs in four pytest-xdist workers (``-n 4`` in pyproject's addopts; the scheduler
+The suite runs in three pytest-xdist workers (``-n 3`` in pyproject's addopts; the scheduler
 below). A work unit is a test file, except that every file using the session cluster is one
 unit ("session"), so only one worker starts it, and that a file in ``CLASS_UNITS`` is a unit
 per class (the lessons' three parts, each on its own cluster). A worker takes one unit at a
