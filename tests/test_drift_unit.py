@@ -385,3 +385,23 @@ def test_extract_is_safe_with_and_without_tarfile_filters(tmp_path: Path, monkey
         assert (dest2 / "ok.yaml").is_file()
     assert not (tmp_path / "escaped.yaml").exists()
     assert not (dest2 / "link").is_symlink() or os.readlink(dest2 / "link") != "/etc"
+
+
+@pytest.mark.parametrize("ready, waits", [("Unknown", True), ("True", False)])
+def test_check_in_sync_judges_a_kustomization_once_its_reconcile_in_flight_ends(
+        monkeypatch: pytest.MonkeyPatch, ready: str, waits: bool) -> None:
+    # Mid-reconcile, a Kustomization's lastAppliedRevision is still the one before: a diff
+    # then would compare the old revision's manifests with objects the new one changed
+    # (CI, stop 22: lesson 03's finish right after a commit's apply, during health checks).
+    def obj(state: str) -> flux.FluxObject:
+        return flux.FluxObject("Kustomization", "flux-system", "apps", state, "", "", "main@sha1:1",
+                               False, 1, 1, "", "")
+
+    calls: list[str] = []
+    monkeypatch.setattr(flux, "get", lambda *a, **k: calls.append("get") or obj(ready))
+    monkeypatch.setattr(flux, "wait_idle", lambda *a, **k: calls.append("wait_idle") or obj("True"))
+    monkeypatch.setattr(diff, "diff", lambda *a, **k: calls.append("diff") or diff.DriftReport(
+        "Kustomization/flux-system/apps", "kustomize-controller", "main@sha1:1", "enabled",
+        objects=["ConfigMap/homekube-apps/welcome"]))
+    assert "is Synced" in checks.check_in_sync("Kustomization", "apps")
+    assert calls == (["get", "wait_idle", "diff"] if waits else ["get", "diff"])
