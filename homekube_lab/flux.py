@@ -551,11 +551,12 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
     # is waited for at the end (issue 17).
     root = plan[1][1] if (len(plan) > 2 and plan[1][1] == "flux-system") else ""
     deferred: list[tuple[str, str, float]] = []   # (name, token, started)
-    before = get("GitRepository", source, namespace, settings)
-    old_rev, new_rev = (before.revision if before else ""), ""
+    old_rev, new_rev = "", ""   # the source's revision before / after its reconcile
     for i, (kind, name) in enumerate(plan):
         t = time.monotonic()
         current = get(kind, name, namespace, settings)
+        if kind == "GitRepository" and current is not None:
+            old_rev = current.revision   # plan[0]: read before anything is asked
         if current is not None and current.suspended:
             # A suspended object ignores reconcile requests (lesson 04): say so, don't wait.
             if progress:

@@ -415,3 +415,23 @@ def test_dependencies_at_reads_each_dependency_as_the_api_shows_it(monkeypatch) 
     assert not flux._dependencies_at(apps, "main@sha1:new", "flux-system", None)
     del objects["crds"]
     assert not flux._dependencies_at(apps, "main@sha1:new", "flux-system", None)
+
+
+@pytest.mark.parametrize("ready, waits", [("Unknown", True), ("True", False)])
+def test_check_in_sync_judges_a_kustomization_once_its_reconcile_in_flight_ends(
+        monkeypatch: pytest.MonkeyPatch, ready: str, waits: bool) -> None:
+    # Mid-reconcile, a Kustomization's lastAppliedRevision is still the one before: a diff
+    # then would compare the old revision's manifests with objects the new one changed
+    # (CI, stop 22: lesson 03's finish right after a commit's apply, during health checks).
+    def obj(state: str) -> flux.FluxObject:
+        return flux.FluxObject("Kustomization", "flux-system", "apps", state, "", "", "main@sha1:1",
+                               False, 1, 1, "", "")
+
+    calls: list[str] = []
+    monkeypatch.setattr(flux, "get", lambda *a, **k: calls.append("get") or obj(ready))
+    monkeypatch.setattr(flux, "wait_idle", lambda *a, **k: calls.append("wait_idle") or obj("True"))
+    monkeypatch.setattr(diff, "diff", lambda *a, **k: calls.append("diff") or diff.DriftReport(
+        "Kustomization/flux-system/apps", "kustomize-controller", "main@sha1:1", "enabled",
+        objects=["ConfigMap/homekube-apps/welcome"]))
+    assert "is Synced" in checks.check_in_sync("Kustomization", "apps")
+    assert calls == (["get", "wait_idle", "diff"] if waits else ["get", "diff"])
