@@ -377,15 +377,29 @@ def wait_handled(kind: str, name: str, token: str, namespace: str = NAMESPACE,
     settings = settings or get_settings()
     k = kind_of(kind)
 
+    seen: list[FluxObject | None] = [None]
+
     def handled() -> FluxObject | None:
-        obj = get(k.kind, name, namespace, settings)
+        obj = seen[0] = get(k.kind, name, namespace, settings)
         if obj and obj.last_handled_reconcile_at == token and obj.ready != "Unknown":
             return obj
         return None
 
+    def timed_out(elapsed: float) -> LabError:
+        # Say where it stands, not only that it took too long: still busy (health checks of
+        # an earlier revision hold a request back), or never reached.
+        obj, what = seen[0], f"waiting for {k.kind}/{name} to handle the reconcile request"
+        if obj is not None:
+            done = ("handled" if obj.last_handled_reconcile_at == token
+                    else "not handled yet")
+            what += (f" ({done}; Ready={obj.ready} {obj.reason}: "
+                     f"{' '.join(obj.message.split())[:200]})")
+        return ReconcileTimeout(f"{k.kind}/{name}", namespace, elapsed, what)
+
     return until(handled, timeout if timeout is not None else settings.timeout,  # type: ignore[return-value]
                  f"{k.kind}/{name} to handle the reconcile request", progress=progress,
-                 interval=0.1, resource=f"{k.kind}/{name}", namespace=namespace)
+                 interval=0.1, resource=f"{k.kind}/{name}", namespace=namespace,
+                 on_timeout=timed_out)
 
 
 def reconcile_now(kind: str, name: str, namespace: str = NAMESPACE, *,
@@ -550,11 +564,19 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
     # slowest to apply (every CRD): it runs alongside the chain instead of before it, and
     # is waited for at the end (issue 17).
     root = plan[1][1] if (len(plan) > 2 and plan[1][1] == "flux-system") else ""
-    deferred: list[tuple[str, str, float]] = []   # (name, token, started)
+    deferred: list[tuple[str, str, float, float | None]] = []   # (name, token, started, budget)
     old_rev, new_rev = "", ""   # the source's revision before / after its reconcile
     for i, (kind, name) in enumerate(plan):
         t = time.monotonic()
-        current = get(kind, name, namespace, settings)
+        raw = kube.get_object(KINDS[kind].api_version, kind, name, namespace, settings)
+        current = FluxObject.from_obj(raw) if raw else None
+        # A Kustomization that health-checks what it applied takes a new request (or
+        # revision) only after the check in flight ends: up to its own spec.timeout. Unless
+        # told otherwise, wait that long: Flux's verdict (e.g. which object is unhealthy)
+        # says more than ours (CI: lesson 05's revert behind a failing release's check).
+        budget = timeout
+        if timeout is None and raw is not None and kind == "Kustomization":
+            budget = max(settings.timeout, health_timeout(raw) + 30)
         if kind == "GitRepository" and current is not None:
             old_rev = current.revision   # plan[0]: read before anything is asked
         if current is not None and current.suspended:
@@ -569,8 +591,8 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
             # source). Asking as well — even after checking it was still idle at the old
             # revision, since it may start a moment later — ran it a second time behind
             # the first, and held up whatever depends on it until then (issue 17).
-            _wait_synced(kind, name, _wait_revision(name, new_rev, namespace, timeout, settings),
-                         namespace, timeout, settings, progress, t, steps)
+            _wait_synced(kind, name, _wait_revision(name, new_rev, namespace, budget, settings),
+                         namespace, budget, settings, progress, t, steps)
             continue
         if (kind == "Kustomization" and name == source == "flux-system" and new_rev
                 and new_rev != old_rev and (name == root or only_asked)):
@@ -581,24 +603,24 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
             if only_asked:
                 break
             if wait:
-                deferred.append((name, "", t))
+                deferred.append((name, "", t, budget))
             else:
-                _wait_synced(kind, name, _wait_revision(name, new_rev, namespace, timeout,
+                _wait_synced(kind, name, _wait_revision(name, new_rev, namespace, budget,
                                                         settings),
-                             namespace, timeout, settings, progress, t, steps)
+                             namespace, budget, settings, progress, t, steps)
             continue
         token = request_reconcile(kind, name, namespace, settings)
         if not wait and i == len(plan) - 1:
             break
         if kind == "Kustomization" and name == root and wait:
-            deferred.append((name, token, t))
+            deferred.append((name, token, t, budget))
             continue
-        synced = _wait_synced(kind, name, token, namespace, timeout, settings, progress, t, steps)
+        synced = _wait_synced(kind, name, token, namespace, budget, settings, progress, t, steps)
         if kind == "GitRepository":
             new_rev = synced.revision
     for name, token, t in deferred:
         if not token:
-            token = _wait_revision(name, new_rev, namespace, timeout, settings)
+            token = _wait_revision(name, new_rev, namespace, budget, settings)
         _wait_synced("Kustomization", name, token, namespace, timeout, settings, progress, t,
                      steps)
         # It may have changed the others' specs (an interval, a path): each reconciles again
@@ -661,6 +683,17 @@ def _wait_revision(name: str, revision: str, namespace: str, timeout: float | No
           resource=f"Kustomization/{name}", namespace=namespace)
     obj = get("Kustomization", name, namespace, settings)
     return asked[0] or (obj.last_handled_reconcile_at if obj else "")
+
+
+def health_timeout(kustomization: dict[str, Any]) -> float:
+    """Seconds a Kustomization's health check may take at most (0 when it checks nothing):
+    its ``spec.timeout``, else its interval (kustomize-controller's default)."""
+    from .intervals import parse_duration
+
+    spec = kustomization.get("spec") or {}
+    if not spec.get("wait") and not spec.get("healthChecks"):
+        return 0.0
+    return parse_duration(str(spec.get("timeout") or spec.get("interval") or "5m"))
 
 
 def _dependencies_at(obj: dict[str, Any], revision: str, namespace: str,

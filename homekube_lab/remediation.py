@@ -304,10 +304,9 @@ class TemplateErrorResult:
 def _health_timeout(kustomization: str, settings: Settings) -> float:
     """Seconds a Kustomization's health check may take at most: its ``spec.timeout``, else
     its interval (kustomize-controller's default is a little under it)."""
-    obj = kube.get_object(flux.KINDS["Kustomization"].api_version, "Kustomization", kustomization,
-                          flux.NAMESPACE, settings) or {}
-    spec = obj.get("spec") or {}
-    return flux.parse_duration(str(spec.get("timeout") or spec.get("interval") or "5m"))
+    return flux.health_timeout(kube.get_object(flux.KINDS["Kustomization"].api_version,
+                                               "Kustomization", kustomization, flux.NAMESPACE,
+                                               settings) or {"spec": {"wait": True}})
 
 
 def try_template_error(name: str = "hello-web", namespace: str = "homekube-apps", *,

@@ -435,3 +435,23 @@ def test_check_in_sync_judges_a_kustomization_once_its_reconcile_in_flight_ends(
         objects=["ConfigMap/homekube-apps/welcome"]))
     assert "is Synced" in checks.check_in_sync("Kustomization", "apps")
     assert calls == (["get", "wait_idle", "diff"] if waits else ["get", "diff"])
+
+
+def test_health_timeout_is_what_a_kustomization_may_spend_checking_health() -> None:
+    assert flux.health_timeout({"spec": {"wait": True, "timeout": "3m", "interval": "1m"}}) == 180
+    assert flux.health_timeout({"spec": {"wait": True, "interval": "1m"}}) == 60
+    assert flux.health_timeout({"spec": {"healthChecks": [{"kind": "Deployment"}]}}) == 300
+    assert flux.health_timeout({"spec": {"timeout": "3m"}}) == 0   # checks nothing: no wait
+
+
+def test_a_request_not_handled_in_time_says_where_the_object_stands(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    busy = flux.FluxObject.from_obj({
+        "kind": "Kustomization", "metadata": {"name": "apps", "namespace": "flux-system"},
+        "status": {"lastHandledReconcileAt": "earlier", "conditions": [{
+            "type": "Ready", "status": "Unknown", "reason": "Progressing",
+            "message": "Running health checks for revision main@sha1:1 with a timeout of 3m0s"}]}})
+    monkeypatch.setattr(flux, "get", lambda *a, **k: busy)
+    with pytest.raises(flux.ReconcileTimeout) as err:
+        flux.wait_handled("Kustomization", "apps", "now", timeout=0.3, progress=None)
+    assert "not handled yet; Ready=Unknown Progressing: Running health checks" in err.value.message
