@@ -618,10 +618,10 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
         synced = _wait_synced(kind, name, token, namespace, budget, settings, progress, t, steps)
         if kind == "GitRepository":
             new_rev = synced.revision
-    for name, token, t in deferred:
+    for name, token, t, budget in deferred:
         if not token:
             token = _wait_revision(name, new_rev, namespace, budget, settings)
-        _wait_synced("Kustomization", name, token, namespace, timeout, settings, progress, t,
+        _wait_synced("Kustomization", name, token, namespace, budget, settings, progress, t,
                      steps)
         # It may have changed the others' specs (an interval, a path): each reconciles again
         # on its own; wait until every one is Ready for its new generation.
