@@ -121,8 +121,9 @@ class _Part:
     RESULTS: dict[str, bool]
 
     @pytest.fixture(scope="class")
-    def notebook_settings(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-        state = tmp_path_factory.mktemp(f"state-notebooks-{self.PART[0]}-{self.PART[1]}")
+    @classmethod
+    def notebook_settings(cls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+        state = tmp_path_factory.mktemp(f"state-notebooks-{cls.PART[0]}-{cls.PART[1]}")
         with embedded_cluster(state) as (settings, _info):
             yield settings
 
