@@ -16,8 +16,8 @@ Layers (imports point down only; ``tests/test_layers.py`` enforces it):
                               check, finish and the record of completed lessons
     widgets, widgets_drift, dashboard, notebook_display    presentation (ipywidgets, IPython);
     fluxview                  what the dashboard reads, as text and HTML (no ipywidgets)
-    kube flux failures intervals graph gitops changes helm diff drift stopwatch notify    concepts a
-    audit remediation checks/                   learner can name (_gitclone: the read side of
+    kube flux syncing failures intervals graph gitops changes helm diff drift stopwatch    concepts a
+    notify audit remediation checks/            learner can name (_gitclone: the read side of
                               ``gitops.LearnerRepo``; checks/: one module per part of the course)
     charts existing           where the charts come from; your own cluster (preflight, Git remote)
     embedded/                 the local cluster (cluster: up/status/down; stack: each process's

@@ -10,9 +10,10 @@ it is clearer, and Flux's objects as small typed dataclasses.
     token = flux.request_reconcile("Kustomization", "apps")     # the annotation, from Python
     flux.wait_handled("Kustomization", "apps", token)
 
-Why an object is not Ready (``flux.explain_failure``) is in :mod:`homekube_lab.failures`;
-reconcile intervals and Flux's events (``flux.intervals``, ``flux.parse_duration``,
-``flux.flux_events``) are in :mod:`homekube_lab.intervals`.
+Applying Git now (``flux.sync``) is in :mod:`homekube_lab.syncing`; why an object is not
+Ready (``flux.explain_failure``) in :mod:`homekube_lab.failures`; reconcile intervals and
+Flux's events (``flux.intervals``, ``flux.parse_duration``, ``flux.flux_events``) in
+:mod:`homekube_lab.intervals`.
 Every function takes ``settings=None`` (the current :func:`~homekube_lab.settings.get_settings`).
 """
 
@@ -31,15 +32,17 @@ from .errors import CommandFailed, CommandTimeout, LabError, ManifestInvalid, Re
 from .settings import Settings, get_settings
 
 __all__ = ["BootstrapResult", "CheckResult", "FluxObject", "Kind",
-           "NAMESPACE", "REQUESTED_AT", "ReconcileResult", "SyncResult", "bootstrap",
+           "NAMESPACE", "REQUESTED_AT", "ReconcileResult", "bootstrap",
            "bootstrap_command", "check", "depends_on", "flux_cli",
            "get", "github_bootstrap_command", "kind_of",
            "kustomization_order", "list_objects", "raw_objects",
            "reconcile", "reconcile_now", "request_reconcile", "resume", "shell_command",
-           "short_revision", "suspend", "sync", "wait_handled", "wait_idle", "wait_ready"]
+           "settled", "short_revision", "suspend", "wait_handled", "wait_idle", "wait_ready"]
 __all__ += ["Failure", "explain_failure"]  # noqa: F822 - from failures.py, see __getattr__
 _INTERVALS = ("IntervalInfo", "flux_events", "intervals", "parse_duration")
 __all__ += list(_INTERVALS)  # from intervals.py, see __getattr__
+_SYNCING = ("SyncResult", "health_timeout", "sync")
+__all__ += list(_SYNCING)  # from syncing.py, see __getattr__
 
 Progress = Callable[[str], None]
 NAMESPACE = "flux-system"
@@ -432,6 +435,35 @@ def wait_idle(kind: str, name: str, namespace: str = NAMESPACE, *,
                  resource=f"{k.kind}/{name}", namespace=namespace)
 
 
+def settled(kind: str, name: str, namespace: str = NAMESPACE, *,
+            settings: Settings | None = None, timeout: float | None = None) -> FluxObject | None:
+    """The object once no reconcile of it is running or asked for; ``None`` if it does not
+    exist, a suspended one as it is (it reconciles nothing).
+
+    What a checkpoint judges: an outcome, not a reconcile caught half-way. Mid-reconcile
+    (a Kustomization's health checks after a commit) Ready is ``Unknown`` and
+    ``lastAppliedRevision`` is still the revision before; a ``requestedAt`` request not yet
+    handled is a reconcile about to start. Raises :class:`ReconcileTimeout` (saying where
+    the object stands) if it is still busy after ``timeout``.
+    """
+    settings = settings or get_settings()
+    k = kind_of(kind)
+    seen: list[FluxObject | None] = [None]
+
+    def done() -> bool:
+        raw = kube.get_object(k.api_version, k.kind, name, namespace, settings)
+        obj = seen[0] = FluxObject.from_obj(raw) if raw else None
+        if raw is None or obj is None or obj.suspended:
+            return True
+        asked = ((raw.get("metadata") or {}).get("annotations") or {}).get(REQUESTED_AT, "")
+        return obj.ready != "Unknown" and (not asked or obj.last_handled_reconcile_at == asked)
+
+    until(done, timeout if timeout is not None else settings.timeout,
+          f"{k.kind}/{name} to finish its reconcile", interval=0.1,
+          resource=f"{k.kind}/{name}", namespace=namespace)
+    return seen[0]
+
+
 def suspend(kind: str, name: str, namespace: str = NAMESPACE, settings: Settings | None = None) -> None:
     """``flux suspend``: the controller stops reconciling this object (drift stays)."""
     _require(kind, name, namespace, settings, "suspend")
@@ -453,7 +485,7 @@ def _require(kind: str, name: str, namespace: str, settings: Settings | None, ve
                        "(they are case-sensitive), then call it again")
 
 
-# --------------------------------------------------------------------------- syncing
+# --------------------------------------------------------------------------- revisions and order
 
 
 def short_revision(revision: str) -> str:
@@ -511,234 +543,12 @@ def kustomization_order(source: str = "flux-system", namespace: str = NAMESPACE,
     return order
 
 
-@dataclass
-class SyncResult:
-    """What :func:`sync` did: the Git revision now applied and how long each step took."""
-
-    revision: str
-    seconds: float
-    steps: list[tuple[str, float]]   # (Kind/name, seconds), in the order they finished
-
-    @property
-    def short_revision(self) -> str:
-        return short_revision(self.revision)
-
-
-def sync(kustomization: str | None = None, *, source: str | None = None,
-         namespace: str = NAMESPACE, wait: bool = True, timeout: float | None = None,
-         settings: Settings | None = None, progress: Progress | None = print) -> SyncResult:
-    """Apply what is in Git now, like ``flux reconcile ks NAME --with-source`` done right:
-    fetch the GitRepository, then reconcile Kustomizations in ``dependsOn`` order — every
-    one the source feeds, or only ``kustomization`` and what it depends on.
-
-    Going in order avoids the ``dependsOn`` retry (``--requeue-dependency``) a Kustomization
-    takes when it runs before its dependency has caught up; ``flux-system``, which no other
-    depends on, applies alongside the chain and is waited for last: when ``sync`` returns,
-    every Kustomization has applied the new revision (checkpoints such as
-    ``check_reverted`` rely on it). ``flux-system`` is not asked when the source brought
-    a new revision: that starts it already, and a request on top queued a second apply of
-    every Flux CRD behind the first. ``wait=False`` only *asks* for the last reconcile (a
-    stopwatch then stops on the object itself). Raises
-    :class:`ManifestInvalid` (naming the Kustomization, the file and Flux's error) when a
-    Kustomization cannot apply, and :class:`ReconcileTimeout` when something does not
-    get Ready in time. Suspended objects are skipped, and said so.
-    """
-    settings = settings or get_settings()
-    if source is None:
-        source = "flux-system"
-        if kustomization:
-            ks = kube.get_object(KINDS["Kustomization"].api_version, "Kustomization",
-                                 kustomization, namespace, settings)
-            if ks is None:
-                raise LabError(f"Kustomization {namespace}/{kustomization} does not exist",
-                               next_step="run `flux get kustomizations -A` (did lesson 01's "
-                               "bootstrap run?)")
-            source = ((ks.get("spec") or {}).get("sourceRef") or {}).get("name") or source
-    start = time.monotonic()
-    steps: list[tuple[str, float]] = []
-    plan = [("GitRepository", source)] + [
-        ("Kustomization", n) for n in kustomization_order(source, namespace, settings,
-                                                          only=kustomization)]
-    # The root Kustomization (``flux-system``: it applies Flux itself and the other
-    # Kustomizations' definitions) is not a dependency of the chain below it, and the
-    # slowest to apply (every CRD): it runs alongside the chain instead of before it, and
-    # is waited for at the end (issue 17).
-    root = plan[1][1] if (len(plan) > 2 and plan[1][1] == "flux-system") else ""
-    deferred: list[tuple[str, str, float, float | None]] = []   # (name, token, started, budget)
-    old_rev, new_rev = "", ""   # the source's revision before / after its reconcile
-    for i, (kind, name) in enumerate(plan):
-        t = time.monotonic()
-        raw = kube.get_object(KINDS[kind].api_version, kind, name, namespace, settings)
-        current = FluxObject.from_obj(raw) if raw else None
-        # A Kustomization that health-checks what it applied takes a new request (or
-        # revision) only after the check in flight ends: up to its own spec.timeout. Unless
-        # told otherwise, wait that long: Flux's verdict (e.g. which object is unhealthy)
-        # says more than ours (CI: lesson 05's revert behind a failing release's check).
-        budget = timeout
-        if timeout is None and raw is not None and kind == "Kustomization":
-            budget = max(settings.timeout, health_timeout(raw) + 30)
-        if kind == "GitRepository" and current is not None:
-            old_rev = current.revision   # plan[0]: read before anything is asked
-        if current is not None and current.suspended:
-            # A suspended object ignores reconcile requests (lesson 04): say so, don't wait.
-            if progress:
-                progress(f"⏸ {kind}/{name} is suspended: skipped (`flux resume` it to apply)")
-            continue
-        only_asked = not wait and i == len(plan) - 1
-        if (kind == "Kustomization" and name != root and not only_asked and new_rev
-                and new_rev != old_rev):
-            # The new revision starts its reconcile on its own (Kustomizations watch their
-            # source). Asking as well — even after checking it was still idle at the old
-            # revision, since it may start a moment later — ran it a second time behind
-            # the first, and held up whatever depends on it until then (issue 17).
-            _wait_synced(kind, name, _wait_revision(name, new_rev, namespace, budget, settings),
-                         namespace, budget, settings, progress, t, steps)
-            continue
-        if (kind == "Kustomization" and name == source == "flux-system" and new_rev
-                and new_rev != old_rev and (name == root or only_asked)):
-            # The root Kustomization watches its source like the others: the new revision
-            # starts its reconcile on its own. Asking as well would, once it has started,
-            # queue a second full apply of every Flux CRD right behind the first (issue
-            # 17: ~4 s of both cores, paid by everything else running then).
-            if only_asked:
-                break
-            if wait:
-                deferred.append((name, "", t, budget))
-            else:
-                _wait_synced(kind, name, _wait_revision(name, new_rev, namespace, budget,
-                                                        settings),
-                             namespace, budget, settings, progress, t, steps)
-            continue
-        token = request_reconcile(kind, name, namespace, settings)
-        if not wait and i == len(plan) - 1:
-            break
-        if kind == "Kustomization" and name == root and wait:
-            deferred.append((name, token, t, budget))
-            continue
-        synced = _wait_synced(kind, name, token, namespace, budget, settings, progress, t, steps)
-        if kind == "GitRepository":
-            new_rev = synced.revision
-    for name, token, t, budget in deferred:
-        if not token:
-            token = _wait_revision(name, new_rev, namespace, budget, settings)
-        _wait_synced("Kustomization", name, token, namespace, budget, settings, progress, t,
-                     steps)
-        # It may have changed the others' specs (an interval, a path): each reconciles again
-        # on its own; wait until every one is Ready for its new generation.
-        for kind, other in plan[2:]:
-            obj = get(kind, other, namespace, settings)
-            if obj is not None and not obj.suspended and obj.observed_generation < obj.generation:
-                wait_ready(kind, other, namespace, timeout, settings, progress)
-    git = get("GitRepository", source, namespace, settings)
-    return SyncResult(git.revision if git else "", time.monotonic() - start, steps)
-
-
-#: Seconds a Kustomization may stay idle at its old revision after its source moved (and
-#: after it last reconciled) before :func:`_wait_revision` asks it after all: the source's
-#: event normally starts it at once.
-_UNPROMPTED_GRACE = 5.0
-
-
-def _wait_revision(name: str, revision: str, namespace: str, timeout: float | None,
-                   settings: Settings) -> str:
-    """Wait until Kustomization ``name`` has finished trying ``revision`` (started by the
-    source's new revision, not by a request); ask for it only if it is waiting for its
-    ``dependsOn`` (Ready by now), or has not tried it within :data:`_UNPROMPTED_GRACE` seconds.
-    Returns a token :func:`wait_handled` accepts: the one it then handles
-    (``lastHandledReconcileAt`` as it is, or the request's)."""
-    busy = [time.monotonic()]   # last time it was seen reconciling
-    asked = [""]
-
-    def tried() -> dict[str, Any] | None:
-        obj = kube.get_object(KINDS["Kustomization"].api_version, "Kustomization", name,
-                              namespace, settings)
-        if obj is None:   # gone meanwhile: asking says so (LabError)
-            request_reconcile("Kustomization", name, namespace, settings)
-            return None
-        status = obj.get("status") or {}
-        ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
-        if ready.get("status") == "Unknown":
-            busy[0] = time.monotonic()   # reconciling
-            return None
-        if ready.get("reason") == "DependencyNotReady":
-            # It ran before its dependencies had the revision, and waits for
-            # --requeue-dependency (30s by default) to try again; they are Ready now
-            # (synced before it): ask, as a request is handled at once. Asked, handled and
-            # still waiting while the API shows them Ready at the revision: the controller
-            # judged them from its cache a moment behind (seen under load): ask again.
-            handled = status.get("lastHandledReconcileAt") == asked[0]
-            if not asked[0] or (handled and _dependencies_at(obj, revision, namespace, settings)):
-                asked[0] = request_reconcile("Kustomization", name, namespace, settings)
-                return None
-            # Asked, and a dependency really is not there: Flux's own message says which.
-            return obj if handled else None
-        if status.get("lastAttemptedRevision") == revision:
-            return obj
-        if not asked[0] and time.monotonic() - busy[0] > _UNPROMPTED_GRACE:
-            asked[0] = request_reconcile("Kustomization", name, namespace, settings)
-        return None
-
-    until(tried, timeout if timeout is not None else settings.timeout,
-          f"Kustomization/{name} to apply {short_revision(revision)}", interval=0.1,
-          resource=f"Kustomization/{name}", namespace=namespace)
-    obj = get("Kustomization", name, namespace, settings)
-    return asked[0] or (obj.last_handled_reconcile_at if obj else "")
-
-
-def health_timeout(kustomization: dict[str, Any]) -> float:
-    """Seconds a Kustomization's health check may take at most (0 when it checks nothing):
-    its ``spec.timeout``, else its interval (kustomize-controller's default)."""
-    from .intervals import parse_duration
-
-    spec = kustomization.get("spec") or {}
-    if not spec.get("wait") and not spec.get("healthChecks"):
-        return 0.0
-    return parse_duration(str(spec.get("timeout") or spec.get("interval") or "5m"))
-
-
-def _dependencies_at(obj: dict[str, Any], revision: str, namespace: str,
-                     settings: Settings) -> bool:
-    """Every Kustomization in ``obj``'s ``dependsOn`` is, as the API shows it now, Ready with
-    ``revision`` applied."""
-    for dep in (obj.get("spec") or {}).get("dependsOn") or []:
-        other = get("Kustomization", dep.get("name", ""), dep.get("namespace") or namespace,
-                    settings)
-        if other is None or not other.is_ready or other.revision != revision:
-            return False
-    return True
-
-
-def _wait_synced(kind: str, name: str, token: str, namespace: str, timeout: float | None,
-                 settings: Settings, progress: Progress | None, t: float,
-                 steps: list[tuple[str, float]]) -> FluxObject:
-    """Wait until ``token`` is handled; raise Flux's own error when it did not apply.
-    Returns the object as it was then."""
-    obj = wait_handled(kind, name, token, namespace, timeout, settings, progress)
-    if obj.ready == "True" and obj.observed_generation < obj.generation:
-        # Its spec changed meanwhile (``flux-system`` applied a new definition of it while
-        # this request was handled): it reconciles again on its own; wait for that one.
-        obj = wait_ready(kind, name, namespace, timeout, settings, progress)
-    if not obj.is_ready:
-        from .failures import explain_failure
-
-        failure = explain_failure(kind, name, namespace, settings)
-        if failure.file:
-            raise ManifestInvalid(failure.file, failure.error, resource=f"{kind}/{name}",
-                                  next_step=failure.next_step)
-        raise ReconcileTimeout(f"{kind}/{name}", namespace, time.monotonic() - t,
-                               f"{failure.reason}: {failure.error}",
-                               next_step=failure.next_step)
-    steps.append((f"{kind}/{name}", time.monotonic() - t))
-    if progress:
-        progress(f"✔ {kind}/{name} reconciled ({time.monotonic() - t:.1f}s)")
-    return obj
-
-
 def __getattr__(name: str) -> Any:
     """``flux.Failure`` and ``flux.explain_failure`` live in :mod:`homekube_lab.failures`,
     ``flux.intervals``, ``flux.IntervalInfo``, ``flux.parse_duration`` and ``flux.flux_events``
-    in :mod:`homekube_lab.intervals`; both build on this module, so their names are looked up
-    there on first use (no import cycle)."""
+    in :mod:`homekube_lab.intervals`, ``flux.sync``, ``flux.SyncResult`` and
+    ``flux.health_timeout`` in :mod:`homekube_lab.syncing`; all build on this module, so
+    their names are looked up there on first use (no import cycle)."""
     if name in ("Failure", "explain_failure"):
         from . import failures
 
@@ -747,4 +557,13 @@ def __getattr__(name: str) -> Any:
         from . import intervals as _intervals
 
         return getattr(_intervals, name)
+    if name in _SYNCING:
+        from . import syncing
+
+        return getattr(syncing, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """Every public name, those looked up elsewhere too (tab completion in a notebook)."""
+    return sorted(set(globals()) | set(__all__))

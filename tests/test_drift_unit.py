@@ -391,7 +391,7 @@ def test_dependencies_at_reads_each_dependency_as_the_api_shows_it(monkeypatch) 
     """`sync` asks a Kustomization again when Flux said DependencyNotReady but the API shows
     every dependency Ready at the new revision (the controller's cache was behind), and
     not when one really is behind."""
-    from homekube_lab import flux
+    from homekube_lab import flux, syncing
 
     def ks(name: str, ready: str, revision: str, generation: int = 1) -> flux.FluxObject:
         return flux.FluxObject.from_obj({
@@ -405,36 +405,48 @@ def test_dependencies_at_reads_each_dependency_as_the_api_shows_it(monkeypatch) 
     monkeypatch.setattr(flux, "get", lambda kind, name, namespace, settings: objects.get(name))
     apps = {"spec": {"dependsOn": [{"name": "infrastructure"}, {"name": "crds",
                                                                "namespace": "flux-system"}]}}
-    assert flux._dependencies_at(apps, "main@sha1:new", "flux-system", None)
-    assert flux._dependencies_at({"spec": {}}, "main@sha1:new", "flux-system", None)
+    assert syncing._dependencies_at(apps, "main@sha1:new", "flux-system", None)
+    assert syncing._dependencies_at({"spec": {}}, "main@sha1:new", "flux-system", None)
     objects["crds"] = ks("crds", "True", "main@sha1:old")
-    assert not flux._dependencies_at(apps, "main@sha1:new", "flux-system", None)
+    assert not syncing._dependencies_at(apps, "main@sha1:new", "flux-system", None)
     objects["crds"] = ks("crds", "False", "main@sha1:new")
-    assert not flux._dependencies_at(apps, "main@sha1:new", "flux-system", None)
+    assert not syncing._dependencies_at(apps, "main@sha1:new", "flux-system", None)
     objects["crds"] = ks("crds", "True", "main@sha1:new", generation=2)   # not observed yet
-    assert not flux._dependencies_at(apps, "main@sha1:new", "flux-system", None)
+    assert not syncing._dependencies_at(apps, "main@sha1:new", "flux-system", None)
     del objects["crds"]
-    assert not flux._dependencies_at(apps, "main@sha1:new", "flux-system", None)
+    assert not syncing._dependencies_at(apps, "main@sha1:new", "flux-system", None)
 
 
-@pytest.mark.parametrize("ready, waits", [("Unknown", True), ("True", False)])
+@pytest.mark.parametrize("states, gets", [
+    (["Unknown", "Unknown", "True"], 3),              # health checks in flight: judged after
+    (["True"], 1),                                     # idle: judged at once
+    (["True:asked", "True:asked", "True"], 3),         # a request not handled yet: after it
+    (["Unknown:suspended"], 1),                        # suspended: reconciles nothing, no wait
+])
 def test_check_in_sync_judges_a_kustomization_once_its_reconcile_in_flight_ends(
-        monkeypatch: pytest.MonkeyPatch, ready: str, waits: bool) -> None:
+        monkeypatch: pytest.MonkeyPatch, states: list[str], gets: int) -> None:
     # Mid-reconcile, a Kustomization's lastAppliedRevision is still the one before: a diff
     # then would compare the old revision's manifests with objects the new one changed
     # (CI, stop 22: lesson 03's finish right after a commit's apply, during health checks).
-    def obj(state: str) -> flux.FluxObject:
-        return flux.FluxObject("Kustomization", "flux-system", "apps", state, "", "", "main@sha1:1",
-                               False, 1, 1, "", "")
+    def raw(state: str) -> dict:
+        ready, _, how = state.partition(":")
+        return {"kind": "Kustomization",
+                "metadata": {"name": "apps", "namespace": "flux-system", "generation": 1,
+                             "annotations": {flux.REQUESTED_AT: "t2" if how == "asked" else "t1"}},
+                "spec": {"suspend": how == "suspended"},
+                "status": {"observedGeneration": 1, "lastHandledReconcileAt": "t1",
+                           "lastAppliedRevision": "main@sha1:1",
+                           "conditions": [{"type": "Ready", "status": ready}]}}
 
     calls: list[str] = []
-    monkeypatch.setattr(flux, "get", lambda *a, **k: calls.append("get") or obj(ready))
-    monkeypatch.setattr(flux, "wait_idle", lambda *a, **k: calls.append("wait_idle") or obj("True"))
+    answers = iter(states)
+    monkeypatch.setattr(flux.kube, "get_object",
+                        lambda *a, **k: calls.append("get") or raw(next(answers)))
     monkeypatch.setattr(diff, "diff", lambda *a, **k: calls.append("diff") or diff.DriftReport(
         "Kustomization/flux-system/apps", "kustomize-controller", "main@sha1:1", "enabled",
         objects=["ConfigMap/homekube-apps/welcome"]))
     assert "is Synced" in checks.check_in_sync("Kustomization", "apps")
-    assert calls == (["get", "wait_idle", "diff"] if waits else ["get", "diff"])
+    assert calls == ["get"] * gets + ["diff"]
 
 
 def test_health_timeout_is_what_a_kustomization_may_spend_checking_health() -> None:

@@ -23,7 +23,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "base": ("_cmd", "errors", "settings", "state", "_poll", "_pointer", "yamledit", "template"),
     "toolchain": ("toolchain",),
     "embedded": ("embedded",),
-    "concepts": ("kube", "flux", "failures", "gitops", "_gitclone", "changes", "helm", "diff",
+    "concepts": ("kube", "flux", "syncing", "failures", "gitops", "_gitclone", "changes", "helm", "diff",
                  "_fields", "drift", "stopwatch", "graph", "notify", "audit", "remediation",
                  "checks", "charts", "existing", "intervals"),
     # (checks/ is a package: checks._base, .setup, .drift, .audit, .notify, .lessons)

@@ -18,17 +18,6 @@ from ._base import CheckpointFailed, _passed
 # NOT corrected — in a line without timings, so executed lessons compare run to run.
 
 
-def _settled(kind: str, name: str, namespace: str, settings: Settings) -> flux.FluxObject | None:
-    """The object as it is once a reconcile in flight has finished. Mid-reconcile (e.g. a
-    Kustomization's health checks after the last commit: Ready ``Unknown``), the diff would be
-    rendered from the revision it applied *before* (its ``lastAppliedRevision`` moves only
-    at the end) and compared with objects already changed by the new one."""
-    obj = flux.get(kind, name, namespace, settings)
-    if obj is not None and obj.ready == "Unknown" and not obj.suspended:
-        obj = flux.wait_idle(kind, name, namespace, settings=settings)
-    return obj
-
-
 def check_ready_for_drift(kustomization: str = "apps", release: str = "hello-web",
                           namespace: str = "homekube-apps",
                           settings: Settings | None = None) -> str:
@@ -38,7 +27,7 @@ def check_ready_for_drift(kustomization: str = "apps", release: str = "hello-web
     for kind, name, ns, lesson in (("Kustomization", "flux-system", flux.NAMESPACE, "01"),
                                    ("Kustomization", kustomization, flux.NAMESPACE, "01"),
                                    ("HelmRelease", release, namespace, "02")):
-        obj = _settled(kind, name, ns, settings)
+        obj = flux.settled(kind, name, ns, settings=settings)
         if obj is None:
             raise CheckpointFailed(
                 "check_ready_for_drift", f"{kind} {ns}/{name} does not exist",
@@ -66,7 +55,7 @@ def check_in_sync(kind: str, name: str, namespace: str | None = None,
     k = flux.kind_of(kind)
     ns = namespace or (flux.NAMESPACE if k.kind == "Kustomization" else "")
     if ns:   # (a HelmRelease without one: diff says what to pass)
-        _settled(k.kind, name, ns, settings)
+        flux.settled(k.kind, name, ns, settings=settings)
     report = diff.diff(kind, name, namespace, settings=settings)
     if not report.in_sync:
         raise CheckpointFailed(

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .. import flux, helm, kube, toolchain
-from .._poll import until
 from ..errors import LabError
 from ..settings import Settings, get_settings
 from ..toolchain import pins
@@ -100,7 +99,7 @@ def check_kustomizations_ready(names: Iterable[str] = ("flux-system", "infrastru
     source_rev = source.revision if source else ""
     shown = []
     for name in names:
-        _settle(name, settings)
+        flux.settled("Kustomization", name, settings=settings)
         ks = flux.get("Kustomization", name, settings=settings)
         if ks is None:
             raise CheckpointFailed(
@@ -122,25 +121,6 @@ def check_kustomizations_ready(names: Iterable[str] = ("flux-system", "infrastru
         shown.append(name)
     rev = source.short_revision if source else "?"
     return _passed(f"Kustomizations Ready at {rev}: {', '.join(shown)}")
-
-
-def _settle(name: str, settings: Settings) -> None:
-    """Let a reconcile of Kustomization ``name`` that is asked for or running finish first
-    (e.g. the reconcile a new revision starts on its own after a commit made without ``sync``):
-    the check judges the outcome, not a reconcile caught half-way. Nothing in flight: no wait."""
-    k = flux.KINDS["Kustomization"]
-
-    def settled() -> bool:
-        obj = kube.get_object(k.api_version, k.kind, name, flux.NAMESPACE, settings)
-        if obj is None:
-            return True   # judged (and named) by the caller
-        asked = ((obj.get("metadata") or {}).get("annotations") or {}).get(flux.REQUESTED_AT, "")
-        handled = (obj.get("status") or {}).get("lastHandledReconcileAt", "")
-        return (flux.FluxObject.from_obj(obj).ready != "Unknown"
-                and (not asked or handled == asked))
-
-    until(settled, settings.timeout, f"Kustomization/{name} to finish its reconcile",
-          interval=0.2, raise_on_timeout=False)
 
 
 # --------------------------------------------------------------------------- lesson 02
