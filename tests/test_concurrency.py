@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -23,6 +24,23 @@ from homekube_lab.embedded import lock, processes
 from homekube_lab.settings import Settings
 
 CLI = [sys.executable, "-m", "homekube_lab.cli"]
+
+
+@pytest.fixture(autouse=True)
+def _ctrl_c_reaches_children() -> Iterator[None]:
+    """The commands these tests interrupt must start with Ctrl-C's default: pytest run in the
+    background of a non-interactive shell (``pytest &``) inherits SIGINT *ignored*, an
+    ignored signal stays ignored across exec, and Python then installs no KeyboardInterrupt
+    at all — the test would time the shell, not the lab. A handler (unlike "ignore") is
+    reset to the default in a child."""
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _env(state: Path) -> dict[str, str]:
