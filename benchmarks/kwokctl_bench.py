@@ -296,6 +296,9 @@ def main() -> int:
     if ours and theirs:
         ratio = statistics.median(ours) / statistics.median(theirs)
         print(f"ratio (ours / kwokctl, medians): {ratio:.2f}×")
+        if theirs_readyz:
+            print(f"ratio with both sides at /readyz ok (`up` returns after it; kwokctl's "
+                  f"/readyz), medians: {statistics.median(ours) / statistics.median(theirs_readyz):.2f}×")
     if before and theirs:
         print(f"ratio (before / kwokctl, medians): "
               f"{statistics.median(before) / statistics.median(theirs):.2f}×")
