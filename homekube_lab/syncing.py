@@ -111,7 +111,7 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
             # revision, since it may start a moment later — ran it a second time behind
             # the first, and held up whatever depends on it until then (issue 17).
             _wait_synced(kind, name, _wait_revision(name, new_rev, namespace, budget, settings),
-                         namespace, budget, settings, progress, t, steps)
+                         namespace, budget, settings, progress, t, steps, new_rev)
             continue
         if (kind == "Kustomization" and name == source == "flux-system" and new_rev
                 and new_rev != old_rev and (name == root or only_asked)):
@@ -126,7 +126,7 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
             else:
                 _wait_synced(kind, name, _wait_revision(name, new_rev, namespace, budget,
                                                         settings),
-                             namespace, budget, settings, progress, t, steps)
+                             namespace, budget, settings, progress, t, steps, new_rev)
             continue
         token = flux.request_reconcile(kind, name, namespace, settings)
         if not wait and i == len(plan) - 1:
@@ -134,14 +134,15 @@ def sync(kustomization: str | None = None, *, source: str | None = None,
         if kind == "Kustomization" and name == root and wait:
             deferred.append((name, token, t, budget))
             continue
-        synced = _wait_synced(kind, name, token, namespace, budget, settings, progress, t, steps)
+        synced = _wait_synced(kind, name, token, namespace, budget, settings, progress, t, steps,
+                              new_rev)
         if kind == "GitRepository":
             new_rev = synced.revision
     for name, token, t, budget in deferred:
         if not token:
             token = _wait_revision(name, new_rev, namespace, budget, settings)
         _wait_synced("Kustomization", name, token, namespace, budget, settings, progress, t,
-                     steps)
+                     steps, new_rev)
         # It may have changed the others' specs (an interval, a path): each reconciles again
         # on its own; wait until every one is Ready for its new generation.
         for kind, other in plan[2:]:
@@ -229,10 +230,12 @@ def _dependencies_at(obj: dict[str, Any], revision: str, namespace: str,
 
 def _wait_synced(kind: str, name: str, token: str, namespace: str, timeout: float | None,
                  settings: Settings, progress: Progress | None, t: float,
-                 steps: list[tuple[str, float]]) -> flux.FluxObject:
-    """Wait until ``token`` is handled; raise Flux's own error when it did not apply.
-    Returns the object as it was then."""
+                 steps: list[tuple[str, float]], revision: str = "") -> flux.FluxObject:
+    """Wait until ``token`` is handled; raise Flux's own error when it did not apply
+    ``revision`` (the source's, when known). Returns the object as it was then."""
     obj = flux.wait_handled(kind, name, token, namespace, timeout, settings, progress)
+    if kind == "Kustomization" and obj.ready == "False":
+        obj = _verdict_for(name, revision, obj, namespace, timeout, settings, progress)
     if obj.ready == "True" and obj.observed_generation < obj.generation:
         # Its spec changed meanwhile (``flux-system`` applied a new definition of it while
         # this request was handled): it reconciles again on its own; wait for that one.
@@ -251,3 +254,45 @@ def _wait_synced(kind: str, name: str, token: str, namespace: str, timeout: floa
     if progress:
         progress(f"✔ {kind}/{name} reconciled ({time.monotonic() - t:.1f}s)")
     return obj
+
+
+def _verdict_for(name: str, revision: str, obj: flux.FluxObject, namespace: str,
+                 timeout: float | None, settings: Settings,
+                 progress: Progress | None) -> flux.FluxObject:
+    """Kustomization ``name`` failed: make sure that is Flux's verdict on ``revision`` as it
+    stands, not a moment that has passed, before a sync reports it. Two such moments:
+
+    * a request handled by a reconcile of an *earlier* revision, already running when it
+      came (its health checks: its final status takes the request's annotation with it);
+    * a health check that failed early on a HelmRelease still marked Stalled — the one this
+      revision fixes (lesson 05's revert), looked at a moment before helm-controller took
+      the new spec. Flux tries again after ``retryInterval``; asking again, once every
+      HelmRelease the Kustomization applies has finished its own reconcile and is Ready,
+      gets that verdict now.
+
+    Anything else, and a HelmRelease that stays unhealthy, is the real verdict: returned
+    as is. At most one more request each way (CI, issue 17: both seen once in lesson 05).
+    """
+    k = flux.KINDS["Kustomization"]
+    raw = kube.get_object(k.api_version, k.kind, name, namespace, settings) or {}
+    status = raw.get("status") or {}
+    if revision and status.get("lastAttemptedRevision") not in (None, revision):
+        token = flux.request_reconcile(k.kind, name, namespace, settings)
+        obj = flux.wait_handled(k.kind, name, token, namespace, timeout, settings, progress)
+        if obj.ready != "False":
+            return obj
+        raw = kube.get_object(k.api_version, k.kind, name, namespace, settings) or {}
+        status = raw.get("status") or {}
+    if obj.reason != "HealthCheckFailed":
+        return obj
+    releases = [entry.split("_") for entry in
+                (e.get("id", "") for e in (status.get("inventory") or {}).get("entries") or [])
+                if entry.endswith("_HelmRelease") and entry.count("_") == 3]
+    for ns, release, _group, _kind in releases:
+        hr = flux.settled("HelmRelease", release, ns, settings=settings, timeout=timeout)
+        if hr is None or not hr.is_ready:
+            return obj   # it really is unhealthy: Flux's message says why
+    if not releases:
+        return obj
+    token = flux.request_reconcile(k.kind, name, namespace, settings)
+    return flux.wait_handled(k.kind, name, token, namespace, timeout, settings, progress)

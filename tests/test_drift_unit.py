@@ -467,3 +467,47 @@ def test_a_request_not_handled_in_time_says_where_the_object_stands(
     with pytest.raises(flux.ReconcileTimeout) as err:
         flux.wait_handled("Kustomization", "apps", "now", timeout=0.3, progress=None)
     assert "not handled yet; Ready=Unknown Progressing: Running health checks" in err.value.message
+
+
+def _ks_state(ready: str, reason: str, attempted: str, releases: tuple[str, ...] = ()) -> dict:
+    return {"kind": "Kustomization",
+            "metadata": {"name": "apps", "namespace": "flux-system", "generation": 1},
+            "status": {"observedGeneration": 1, "lastAttemptedRevision": attempted,
+                       "lastAppliedRevision": "main@sha1:old",
+                       "inventory": {"entries": [{"id": f"homekube-apps_{r}_helm.toolkit.fluxcd.io_HelmRelease"}
+                                                 for r in releases]},
+                       "conditions": [{"type": "Ready", "status": ready, "reason": reason}]}}
+
+
+@pytest.mark.parametrize("first, hr_ready, asks, final", [
+    # a request handled by the reconcile of the revision before (its health checks ran on)
+    (("False", "HealthCheckFailed", "main@sha1:old"), True, 1, "True"),
+    # this revision's check failed early on a HelmRelease still Stalled, Ready a moment later
+    (("False", "HealthCheckFailed", "main@sha1:new"), True, 1, "True"),
+    # the HelmRelease really is unhealthy: Flux's verdict stands, nothing asked again
+    (("False", "HealthCheckFailed", "main@sha1:new"), False, 0, "False"),
+    # a build error of this revision: the verdict
+    (("False", "BuildFailed", "main@sha1:new"), True, 0, "False"),
+])
+def test_a_failed_kustomization_is_judged_on_the_revision_as_it_stands(
+        monkeypatch: pytest.MonkeyPatch, first: tuple[str, str, str], hr_ready: bool,
+        asks: int, final: str) -> None:
+    """CI, issue 17 (lesson 05's revert): `sync` reported a health check that had failed on
+    the bad revision, or on a HelmRelease the revert was about to fix, as the revert's."""
+    from homekube_lab import syncing
+
+    states = [_ks_state(*first, releases=("hello-web",)),
+              _ks_state("True", "ReconciliationSucceeded", "main@sha1:new", ("hello-web",))]
+    now = [states[0]]
+    asked: list[str] = []
+    monkeypatch.setattr(flux.kube, "get_object", lambda *a, **k: now[0])
+    monkeypatch.setattr(flux, "request_reconcile",
+                        lambda *a, **k: asked.append("ask") or now.__setitem__(0, states[1]) or "t")
+    monkeypatch.setattr(flux, "wait_handled",
+                        lambda *a, **k: flux.FluxObject.from_obj(now[0]))
+    hr = flux.FluxObject("HelmRelease", "homekube-apps", "hello-web", "True" if hr_ready else "False",
+                         "", "", "hello-web@0.2.0", False, 2, 2, "", "")
+    monkeypatch.setattr(flux, "settled", lambda *a, **k: hr)
+    obj = syncing._verdict_for("apps", "main@sha1:new", flux.FluxObject.from_obj(states[0]),
+                               "flux-system", 10, None, None)
+    assert len(asked) == asks and obj.ready == final
