@@ -109,6 +109,10 @@ def run(
         # Every exit code, and death by any signal (negative codes), is ours to judge.
         "_ok_code": [*range(256), *range(-64, 0)],
         "_bg": True,  # we wait ourselves: sh's own _timeout polls and adds ~0.1 s per command
+        # ... and judge the exit code ourselves, so sh's background thread reports none: on
+        # Ctrl-C it could find the child already reaped and crash on an exit code of None,
+        # printing a traceback under our "interrupted" (sh 2.4, seen once in CI, issue 17).
+        "_bg_exc": False,
         "_in": input,
         "_out": _out,
         "_err": _err,
