@@ -221,8 +221,8 @@ def _dependencies_at(obj: dict[str, Any], revision: str, namespace: str,
     """Every Kustomization in ``obj``'s ``dependsOn`` is, as the API shows it now, Ready with
     ``revision`` applied."""
     for dep in (obj.get("spec") or {}).get("dependsOn") or []:
-        other = flux.get("Kustomization", dep.get("name", ""), dep.get("namespace") or namespace,
-                    settings)
+        other = flux.get("Kustomization", dep.get("name", ""),
+                         dep.get("namespace") or namespace, settings)
         if other is None or not other.is_ready or other.revision != revision:
             return False
     return True
@@ -262,8 +262,8 @@ def _verdict_for(name: str, revision: str, obj: flux.FluxObject, namespace: str,
     """Kustomization ``name`` failed: make sure that is Flux's verdict on ``revision`` as it
     stands, not a moment that has passed, before a sync reports it. Two such moments:
 
-    * a request handled by a reconcile of an *earlier* revision, already running when it
-      came (its health checks: its final status takes the request's annotation with it);
+    * a verdict on an *earlier* revision (its ``lastAttemptedRevision``): the request came
+      while that revision's health checks ran, and the failure first reported was theirs;
     * a health check that failed early on a HelmRelease still marked Stalled — the one this
       revision fixes (lesson 05's revert), looked at a moment before helm-controller took
       the new spec. Flux tries again after ``retryInterval``; asking again, once every
@@ -271,7 +271,8 @@ def _verdict_for(name: str, revision: str, obj: flux.FluxObject, namespace: str,
       gets that verdict now.
 
     Anything else, and a HelmRelease that stays unhealthy, is the real verdict: returned
-    as is. At most one more request each way (CI, issue 17: both seen once in lesson 05).
+    as is. At most one more request each way, each wait up to ``timeout`` (CI, issue 17:
+    both in one run of lesson 05's revert, its controller logs kept).
     """
     k = flux.KINDS["Kustomization"]
     raw = kube.get_object(k.api_version, k.kind, name, namespace, settings) or {}
