@@ -20,6 +20,7 @@ Every function takes ``settings=None`` (the current :func:`~homekube_lab.setting
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ __all__ = ["BootstrapResult", "CheckResult", "FluxObject", "Kind",
            "get", "github_bootstrap_command", "kind_of",
            "kustomization_order", "list_objects", "raw_objects",
            "reconcile", "reconcile_now", "request_reconcile", "resume", "shell_command",
-           "settled", "short_revision", "suspend", "wait_handled", "wait_idle", "wait_ready"]
+           "handled_since", "settled", "short_revision", "suspend", "wait_handled", "wait_idle", "wait_ready"]
 __all__ += ["Failure", "explain_failure"]  # noqa: F822 - from failures.py, see __getattr__
 _INTERVALS = ("IntervalInfo", "flux_events", "intervals", "parse_duration")
 __all__ += list(_INTERVALS)  # from intervals.py, see __getattr__
@@ -373,6 +374,29 @@ def request_reconcile(kind: str, name: str, namespace: str = NAMESPACE,
     return token
 
 
+_STAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$")
+
+
+def handled_since(handled: str, token: str) -> bool:
+    """Whether the request ``handled`` (``status.lastHandledReconcileAt``) answers the one
+    made with ``token``: the same, or a later one that replaced it before the controller
+    looked — a webhook Receiver sets the same annotation on every push (lesson 06), and
+    the controller handles only the last value. Both are RFC 3339 times (``flux``, the
+    lab and notification-controller write them so); anything else must be equal."""
+    if handled == token:
+        return True
+    a, b = _STAMP.match(handled or ""), _STAMP.match(token or "")
+    if not a or not b:
+        return False
+
+    def instant(m: re.Match[str]) -> tuple[dt.datetime, int]:
+        zone = "+00:00" if m.group(3) == "Z" else m.group(3)
+        return (dt.datetime.fromisoformat(m.group(1) + zone),
+                int((m.group(2) or "0").ljust(9, "0")))
+
+    return instant(a) >= instant(b)
+
+
 def wait_handled(kind: str, name: str, token: str, namespace: str = NAMESPACE,
                  timeout: float | None = None, settings: Settings | None = None,
                  progress: Progress | None = print) -> FluxObject:
@@ -384,7 +408,7 @@ def wait_handled(kind: str, name: str, token: str, namespace: str = NAMESPACE,
 
     def handled() -> FluxObject | None:
         obj = seen[0] = get(k.kind, name, namespace, settings)
-        if obj and obj.last_handled_reconcile_at == token and obj.ready != "Unknown":
+        if obj and handled_since(obj.last_handled_reconcile_at, token) and obj.ready != "Unknown":
             return obj
         return None
 
@@ -393,7 +417,7 @@ def wait_handled(kind: str, name: str, token: str, namespace: str = NAMESPACE,
         # an earlier revision hold a request back), or never reached.
         obj, what = seen[0], f"waiting for {k.kind}/{name} to handle the reconcile request"
         if obj is not None:
-            done = ("handled" if obj.last_handled_reconcile_at == token
+            done = ("handled" if handled_since(obj.last_handled_reconcile_at, token)
                     else "not handled yet")
             what += (f" ({done}; Ready={obj.ready} {obj.reason}: "
                      f"{' '.join(obj.message.split())[:200]})")

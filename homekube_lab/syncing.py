@@ -186,7 +186,7 @@ def _wait_revision(name: str, revision: str, namespace: str, timeout: float | No
             # (synced before it): ask, as a request is handled at once. Asked, handled and
             # still waiting while the API shows them Ready at the revision: the controller
             # judged them from its cache a moment behind (seen under load): ask again.
-            handled = status.get("lastHandledReconcileAt") == asked[0]
+            handled = flux.handled_since(status.get("lastHandledReconcileAt", ""), asked[0])
             if not asked[0] or (handled and _dependencies_at(obj, revision, namespace, settings)):
                 asked[0] = flux.request_reconcile("Kustomization", name, namespace, settings)
                 return None

@@ -511,3 +511,16 @@ def test_a_failed_kustomization_is_judged_on_the_revision_as_it_stands(
     obj = syncing._verdict_for("apps", "main@sha1:new", flux.FluxObject.from_obj(states[0]),
                                "flux-system", 10, None, None)
     assert len(asked) == asks and obj.ready == final
+
+
+def test_a_later_request_answers_an_earlier_one() -> None:
+    """Lesson 06 (CI, once): a push's webhook made the Receiver set `requestedAt` right after
+    `sync` had; source-controller handled only the Receiver's value, and `sync` waited 120 s
+    for its own."""
+    ours = "2026-12-06T12:06:01.123456Z"                    # flux.request_reconcile's format
+    assert flux.handled_since(ours, ours)
+    assert flux.handled_since("2026-12-06T12:06:01.123456789Z", ours)   # RFC 3339 nano, later
+    assert flux.handled_since("2026-12-06T13:06:01.2+01:00", ours)      # another zone, later
+    assert not flux.handled_since("2026-12-06T12:06:01.123455999Z", ours)  # earlier
+    assert not flux.handled_since("", ours)
+    assert not flux.handled_since("manual", "manual-2") and flux.handled_since("manual", "manual")
